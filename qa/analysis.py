@@ -1,0 +1,217 @@
+"""Language-aware text analysis: BM25 analysers, sentence splitting, language detection.
+
+Everything here is a pure function of its input (langdetect is seeded), so a chunk is
+analysed the same way at every build and a query the same way at every call.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+LANGUAGES = ("fr", "en")
+
+# French elided articles and pronouns: l', d', qu', jusqu', lorsqu'...
+_ELISION = re.compile(
+    r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu|quelqu)['’]", re.IGNORECASE
+)
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+
+_FR_EXTRA_STOPWORDS = {
+    "a", "à", "au", "aux", "avec", "ce", "ces", "cet", "cette", "dans", "de", "des", "du",
+    "elle", "en", "et", "il", "ils", "la", "le", "les", "leur", "leurs", "lui", "mais",
+    "ou", "où", "par", "pas", "pour", "qui", "que", "quel", "quelle", "quels", "quelles",
+    "sa", "se", "ses", "son", "sur", "un", "une", "est", "sont", "été", "ont", "été",
+    "comme", "plus", "ne", "y", "dont", "entre", "aussi", "ainsi",
+}
+
+
+def fold_accents(text: str) -> str:
+    """Strip diacritics: ``sécurité`` -> ``securite``; ``œ`` -> ``oe``."""
+    text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=None)
+def _stemmer(language: str):  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer({"fr": "french", "en": "english"}[language])
+
+
+@lru_cache(maxsize=None)
+def _stopwords(language: str) -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
+
+    if language == "fr":
+        words = set(STOPWORDS_FRENCH) | _FR_EXTRA_STOPWORDS
+    else:
+        words = set(STOPWORDS_EN)
+    return frozenset(fold_accents(w.lower()) for w in words)
+
+
+def analyse(text: str, language: str) -> list[str]:
+    """Tokens for BM25: lowercase, elision stripped (fr), stopwords dropped, accents folded,
+    Snowball-stemmed.
+
+    >>> analyse("l'élargissement", "fr") == analyse("élargissements", "fr")
+    True
+    """
+    if language not in LANGUAGES:
+        language = "en"
+    stops = _stopwords(language)
+    words = []
+    for match in _WORD.finditer(text.lower()):
+        word = match.group()
+        if language == "fr":
+            word = _ELISION.sub("", word)
+        else:
+            word = re.sub(r"['’]s$", "", word)
+        word = fold_accents(word).replace("’", "'")
+        for part in word.split("'"):
+            if part and part not in stops and not (len(part) == 1 and part.isalpha()):
+                words.append(part)
+    return _stemmer(language).stemWords(words) if words else []
+
+
+# ---------------------------------------------------------------------------------------
+# Sentences
+
+_ABBREVIATIONS = {
+    # French
+    "m", "mm", "mme", "mmes", "mlle", "dr", "pr", "me", "st", "ste", "cf", "p", "pp", "vol",
+    "n", "no", "nº", "n°", "art", "al", "éd", "ed", "etc", "env", "chap", "fig", "av", "apr",
+    "janv", "févr", "fév", "avr", "juil", "sept", "oct", "nov", "déc", "dec", "s.d", "c.-à-d",
+    "ex", "hab", "min", "max", "resp", "réf", "ref", "t", "coll", "dir", "gén", "gal",
+    # English
+    "mr", "mrs", "ms", "prof", "sr", "jr", "inc", "ltd", "co", "corp", "vs", "e.g", "i.e",
+    "u.s", "u.k", "gen", "col", "lt", "jan", "feb", "mar", "jun", "jul", "aug", "sep",
+    "approx", "dept", "est", "fig", "figs", "op", "ca",
+}
+
+# A sentence ends at . ! ? … (plus closing quotes/brackets) followed by white space.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"»”’')\]]*(?=\s)")
+_BLOCK_BREAK = re.compile(r"\n+")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the period at ``text[dot]`` closes an abbreviation or an initial."""
+    if text[dot] != ".":
+        return False
+    # "1." or "IV." opening a numbered line is a list marker, not a sentence.
+    line_start = text.rfind("\n", 0, dot) + 1
+    if re.fullmatch(r"\s*(?:\d{1,2}|[ivxlc]{1,5}|\|)\s*", text[line_start:dot], re.IGNORECASE):
+        return True
+    match = re.search(r"([^\s(\[«\"“]+)$", text[:dot])
+    if not match:
+        return False
+    token = match.group(1).lower()
+    if token in _ABBREVIATIONS:
+        return True
+    if len(token) == 1 and token.isalpha():  # initial: "M. Dabrowski", "P. D."
+        return True
+    if re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):  # U.S, e.g
+        return True
+    return False
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Split ``text`` into sentences, as ``(start, end)`` offsets with no surrounding space.
+
+    Line breaks left in cleaned text are block boundaries (headings, list items), so a
+    sentence never crosses one.
+    """
+    spans: list[tuple[int, int]] = []
+    block_start = 0
+    for block_match in [*_BLOCK_BREAK.finditer(text), None]:
+        block_end = block_match.start() if block_match else len(text)
+        block = text[block_start:block_end]
+        start = 0
+        for m in _SENTENCE_END.finditer(block):
+            end = m.end()
+            if _is_abbreviation(block, m.start()) and m.end() - m.start() == 1:
+                continue
+            nxt = block[end:].lstrip()
+            # French puts a space before ? ! : ; -- "accords ? Le défi" still ends there,
+            # but a lowercase continuation after "?" does not.
+            if nxt and nxt[0].islower() and block[m.start()] in ".?!":
+                continue
+            spans.append((block_start + start, block_start + end))
+            start = end
+        spans.append((block_start + start, block_start + len(block)))
+        if block_match:
+            block_start = block_match.end()
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Language
+
+_FR_MARKERS = {
+    "le", "la", "les", "des", "du", "de", "et", "est", "une", "un", "pour", "dans", "que",
+    "qui", "quel", "quelle", "quels", "quelles", "pays", "avec", "sur", "au", "aux", "par",
+    "combien", "comment", "pourquoi", "où", "quand", "été", "ont", "sont", "en", "ce",
+}
+_EN_MARKERS = {
+    "the", "of", "and", "is", "are", "was", "were", "which", "what", "who", "how", "why",
+    "when", "where", "did", "does", "do", "to", "in", "for", "with", "on", "by", "from",
+    "country", "has", "have", "many", "much", "its", "their", "that", "this",
+}
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    language: str
+    confidence: float
+
+
+def detect_language(text: str, prior: str | None = None, min_chars: int = 80) -> str:
+    """Detect fr or en. ``prior`` (a document's declared language) wins for short texts
+    and for texts langdetect is unsure about."""
+    return guess_language(text, prior=prior, min_chars=min_chars).language
+
+
+def guess_language(text: str, prior: str | None = None, min_chars: int = 80) -> LanguageGuess:
+    words = [w.lower() for w in _WORD.findall(text)]
+    fr = sum(w in _FR_MARKERS or _ELISION.match(w) is not None for w in words)
+    en = sum(w in _EN_MARKERS for w in words)
+    accents = sum(c in "éèêàùçâîôûëïœ" for c in text.lower())
+    fr += min(accents, 3) * 0.5
+    if len(text) < min_chars:
+        # Short texts (queries, short chunks): function words decide, the prior breaks ties.
+        if fr > en:
+            return LanguageGuess("fr", 0.9)
+        if en > fr:
+            return LanguageGuess("en", 0.9)
+        if prior in LANGUAGES:
+            return LanguageGuess(prior, 0.5)
+    best = _langdetect(text)
+    if best is None or best.language not in LANGUAGES or best.confidence < 0.8:
+        if prior in LANGUAGES:
+            return LanguageGuess(prior, 0.5)
+        if best is None or best.language not in LANGUAGES:
+            return LanguageGuess("fr" if fr > en else "en", 0.5)
+    return best
+
+
+def _langdetect(text: str) -> LanguageGuess | None:
+    from langdetect import DetectorFactory, detect_langs
+    from langdetect.lang_detect_exception import LangDetectException
+
+    DetectorFactory.seed = 0
+    try:
+        ranked = detect_langs(text)
+    except LangDetectException:
+        return None
+    return LanguageGuess(ranked[0].lang, ranked[0].prob) if ranked else None

@@ -1,0 +1,257 @@
+"""Answers: retrieval -> cited passages with evidence sentences, or an abstention."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import LANGUAGES, analyse, detect_language
+from .config import MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
+from .encoders import Encoder, load_encoder
+from .errors import IndexMismatchError, InputError
+from .index import Index
+from .retrieval import Backend, Hit, LocalBackend, retrieve
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sentence(s) of a passage that best answer; raw offsets into the document."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    rank: int
+    doc_id: str
+    title: str
+    language: str
+    start: int
+    end: int
+    spans: list[list[int]]
+    page: int | None
+    section: str | None
+    kind: str
+    text: str
+    score: float
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one question.
+
+    ``citations`` support the answer; when ``abstained`` is true they are empty and the
+    closest passages are in ``related`` instead.
+    """
+
+    question: str
+    language: str
+    abstained: bool
+    answer: str
+    citations: list[Citation]
+    timings_ms: dict[str, float]
+    related: list[Citation] = field(default_factory=list)
+    support: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def validate_question(question: object) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("the question is empty: ask something, e.g. qa ask \"Quel pays a acheté des drones Bayraktar ?\"")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it")
+    return question.strip()
+
+
+def validate_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+class Assistant:
+    """Questions in, cited answers out.
+
+    Example:
+        >>> assistant = Assistant.open("index")
+        >>> answer = assistant.ask("Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?")
+        >>> answer.citations[0].doc_id
+        'ijd-elargissement-balkans-securite'
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        *,
+        config: RetrievalConfig | None = None,
+        encoder: Encoder | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.index = index
+        self.config = config or load_config().retrieval
+        self._encoder = encoder
+        if encoder is not None and encoder.id != index.encoder_id:
+            raise IndexMismatchError(
+                f"the index was built with encoder {index.encoder_id}, not {encoder.id}: "
+                f"rebuild with `qa index --rebuild --model {encoder.id}` or use the index's encoder"
+            )
+        self.backend = backend or LocalBackend(index)
+        self._langs = np.array([c.lang for c in index.chunks])
+        self._docs = np.array([c.doc_id for c in index.chunks])
+        self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
+
+    @classmethod
+    def open(cls, path: str | Path = "index", *, config: RetrievalConfig | None = None, encoder: Encoder | None = None) -> Assistant:
+        return cls(Index.load(path), config=config, encoder=encoder)
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.index.manifest["encoder"]["name"])
+            if self._encoder.id != self.index.encoder_id:
+                raise IndexMismatchError(f"encoder {self._encoder.id} does not match the index's {self.index.encoder_id}")
+        return self._encoder
+
+    @property
+    def documents(self) -> dict[str, dict]:
+        return self.index.manifest["documents"]
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str | None = None,
+        lang: str | None = None,
+        doc: str | None = None,
+    ) -> Answer:
+        """Answer one question with up to ``k`` citations.
+
+        Raises:
+            InputError: empty or over-long question, k outside 1..50, unknown mode,
+                language or document.
+        """
+        t0 = time.perf_counter()
+        question = validate_question(question)
+        cfg = self.config
+        k = validate_k(cfg.k if k is None else k)
+        mode = mode or cfg.mode
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if lang is not None and lang not in LANGUAGES:
+            raise InputError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+        if doc is not None and doc not in self.documents:
+            raise InputError(f"unknown document {doc!r}; indexed documents: {', '.join(sorted(self.documents))}")
+        allowed = None
+        if lang is not None or doc is not None:
+            allowed = np.ones(len(self.index.chunks), dtype=bool)
+            if lang is not None:
+                allowed &= self._langs == lang
+            if doc is not None:
+                allowed &= self._docs == doc
+
+        timings: dict[str, float] = {}
+        q_lang = detect_language(question)
+        t = time.perf_counter()
+        qvec = self.encoder.encode([question])[0]
+        timings["embed"] = (time.perf_counter() - t) * 1000
+        tokens = _query_tokens(question, q_lang)
+        hits = retrieve(
+            self.backend, qvec if mode != "bm25" else None, tokens, mode=mode, depth=max(cfg.depth, k),
+            rrf_k=cfg.rrf_k, weights={"dense": cfg.dense_weight, "bm25": cfg.bm25_weight},
+            allowed=allowed, timings=timings,
+        )
+        t = time.perf_counter()
+        citations = self._cite(question, qvec, hits, k)
+        support = max((c.score for c in citations), default=0.0)
+        abstained = support < cfg.abstain_threshold
+        timings["answer"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        timings = {name: round(ms, 3) for name, ms in timings.items()}
+        if abstained:
+            return Answer(question, q_lang, True, "", [], timings, related=citations, support=round(support, 4))
+        return Answer(question, q_lang, False, citations[0].evidence.text if citations else "", citations, timings, support=round(support, 4))
+
+    def ask_many(self, questions: Iterable[str], **options: object) -> list[Answer]:
+        return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
+
+    def _cite(self, question: str, qvec: np.ndarray, hits: list[Hit], k: int) -> list[Citation]:
+        """Pick each candidate's best sentence, rerank by it, and keep k distinct passages."""
+        pool = hits[: max(3 * k, 20)]
+        if not pool:
+            return []
+        top_fused = pool[0].score or 1.0
+        scored = []
+        token_cache: dict[str, set[str]] = {}
+        for position, hit in enumerate(pool):
+            chunk = self.index.chunks[hit.row]
+            q_tokens = token_cache.setdefault(chunk.lang, set(analyse(question, chunk.lang)))
+            vectors = self.index.sentence_rows(hit.row)
+            cosines = vectors @ qvec if len(vectors) else np.zeros(0)
+            best_j, best_support = 0, -1.0
+            for j, sentence in enumerate(chunk.sentences):
+                words = set(analyse(chunk.text[sentence.start : sentence.end], chunk.lang))
+                coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
+                support = float(cosines[j]) + 0.3 * coverage
+                if support > best_support:
+                    best_j, best_support = j, support
+            rank_score = hit.score / top_fused
+            # Between overlapping passages with the same best sentence, prefer the one that
+            # also holds the sentence before it (the context "Le pays..." refers to).
+            context = 0.02 if best_j > 0 else 0.0
+            scored.append((best_support + 0.3 * rank_score + context, best_support, position, hit, best_j))
+        scored.sort(key=lambda item: (-item[0], item[2]))
+        citations: list[Citation] = []
+        seen_evidence: set[tuple[str, int]] = set()
+        for _, support, _, hit, j in scored:
+            chunk = self.index.chunks[hit.row]
+            sentence = chunk.sentences[j]
+            key = (chunk.doc_id, sentence.raw_start)
+            if key in seen_evidence:
+                continue  # the overlapping neighbour of a passage already cited
+            seen_evidence.add(key)
+            citations.append(
+                Citation(
+                    rank=len(citations) + 1,
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    language=chunk.lang,
+                    start=chunk.start,
+                    end=chunk.end,
+                    spans=[list(s) for s in chunk.spans],
+                    page=chunk.page,
+                    section=chunk.section,
+                    kind=chunk.kind,
+                    text=chunk.text,
+                    score=round(support, 4),
+                    evidence=Evidence(sentence.raw_start, sentence.raw_end, chunk.text[sentence.start : sentence.end]),
+                )
+            )
+            if len(citations) == k:
+                break
+        return citations
+
+    def publisher(self, doc_id: str) -> str:
+        return self._publishers.get(doc_id, "")
+
+
+def _query_tokens(question: str, language: str) -> list[str]:
+    """BM25 query terms: the question analysed in its language, plus the other analyser's
+    terms (names and cognates then match passages in the other language)."""
+    tokens = analyse(question, language)
+    seen = set(tokens)
+    for other in LANGUAGES:
+        if other != language:
+            for token in analyse(question, other):
+                if token not in seen:
+                    seen.add(token)
+                    tokens.append(token)
+    return tokens

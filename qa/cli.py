@@ -1,0 +1,225 @@
+"""The ``qa`` command: index, ask, chat.
+
+``main(argv) -> int``: 0 on success, 1 on an error (one line on stderr that names the
+fix), 2 on bad usage, 3 when a batch had failing lines (the others are still answered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .config import MAX_K, MODES, load_config
+from .errors import QAError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, then exit 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        raise _UsageError(f"qa: error: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _k(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k must be a whole number between 1 and {MAX_K}, got {value!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qa", description="Cited answers from your French and English documents.")
+    parser.add_argument("--config", help="TOML settings file (default: ./qa.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("index", help="build or update the index (incremental)")
+    p.add_argument("--corpus", default="corpus", help="documents directory (default: corpus)")
+    p.add_argument("--index", default="index", help="index directory (default: index)")
+    p.add_argument("--model", help="encoder: use-multilingual (default) or a sentence-transformers name/path")
+    p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer a question, or a JSONL batch")
+    p.add_argument("question", nargs="?", help="the question (or use --input)")
+    _query_options(p)
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--input", help="JSONL file of {\"id\", \"question\"} lines")
+    p.add_argument("--output", help="JSONL file for the answers (with --input)")
+
+    p = sub.add_parser("chat", help="ask questions in a terminal loop")
+    _query_options(p)
+    return parser
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", default="index", help="index directory (default: index)")
+    p.add_argument("--corpus", default="corpus", help="corpus to index first if the index is missing")
+    p.add_argument("-k", type=_k, default=None, help=f"number of passages, 1..{MAX_K} (default 5)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default hybrid)")
+    p.add_argument("--lang", choices=("fr", "en"), help="only passages in this language")
+    p.add_argument("--doc", help="only passages of this document id")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        if args.command == "index":
+            return _cmd_index(args)
+        if args.command == "ask":
+            return _cmd_ask(args)
+        if args.command == "chat":
+            return _cmd_chat(args)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .index import build_index
+
+    config = load_config(args.config)
+    report = build_index(
+        args.corpus, args.index, model=args.model, chunking=config.chunking, rebuild=args.rebuild,
+        progress=not args.quiet and sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr),
+    )
+    print(report.summary())
+    return EXIT_OK
+
+
+def _open_assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .answer import Assistant
+    from .index import build_index, index_exists
+
+    config = load_config(args.config)
+    if not index_exists(args.index):
+        print(f"no index at {args.index}: building it from {args.corpus} first", file=sys.stderr)
+        report = build_index(args.corpus, args.index, chunking=config.chunking, progress=sys.stderr.isatty(),
+                             log=lambda m: print(m, file=sys.stderr))
+        print(report.summary(), file=sys.stderr)
+    retrieval = config.retrieval
+    if args.mode:
+        retrieval = replace(retrieval, mode=args.mode)
+    return Assistant.open(args.index, config=retrieval)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .answer import validate_question
+
+    if args.input:
+        if args.question:
+            raise QAError("give either a question or --input FILE, not both")
+        if not args.output:
+            raise QAError("--input needs --output FILE for the answers")
+        return _batch(args)
+    if args.output:
+        raise QAError("--output goes with --input FILE")
+    if args.question is None:
+        raise QAError('no question: qa ask "your question" (or --input FILE --output FILE)')
+    validate_question(args.question)
+    assistant = _open_assistant(args)
+    answer = assistant.ask(args.question, k=args.k, lang=args.lang, doc=args.doc)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer, assistant))
+    return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .answer import validate_question
+
+    path = Path(args.input)
+    if not path.exists():
+        raise QAError(f"input file not found: {path}")
+    assistant = _open_assistant(args)
+    failures = 0
+    answered = 0
+    with open(path, encoding="utf-8") as fin, open(args.output, "w", encoding="utf-8") as fout:
+        for lineno, line in enumerate(fin, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict) or "question" not in item:
+                    raise ValueError('expected an object with "id" and "question"')
+                question = validate_question(item["question"])
+                answer = assistant.ask(question, k=args.k, lang=args.lang, doc=args.doc)
+            except (ValueError, QAError) as exc:  # JSONDecodeError is a ValueError
+                failures += 1
+                print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
+                continue
+            record = {"id": item.get("id", lineno), **answer.to_dict()}
+            fout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            answered += 1
+    print(f"answered {answered} questions into {args.output}" + (f"; {failures} lines failed" if failures else ""), file=sys.stderr)
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    assistant = _open_assistant(args)
+    print(f"qa chat: {len(assistant.documents)} documents indexed. Ask in French or English; an empty line or Ctrl-D quits.")
+    while True:
+        try:
+            question = input("\n? ")
+        except EOFError:
+            print()
+            return EXIT_OK
+        if not question.strip():
+            return EXIT_OK
+        try:
+            answer = assistant.ask(question, k=args.k, lang=args.lang, doc=args.doc)
+        except QAError as exc:
+            print(f"error: {exc}")
+            continue
+        print(format_answer(answer, assistant))
+
+
+def _mark(text: str, start: int, end: int) -> str:
+    return f"{text[:start]}>>>{text[start:end]}<<<{text[end:]}"
+
+
+def format_answer(answer, assistant) -> str:  # type: ignore[no-untyped-def]
+    lines = []
+    if answer.abstained:
+        lines.append("The documents do not answer this question.")
+        if answer.related:
+            lines.append("\nClosest passages (related, not citations):")
+        shown = answer.related
+    else:
+        lines.append(f"Answer: {answer.answer}")
+        shown = answer.citations
+    for c in shown:
+        where = f"p. {c.page}" if c.page else (c.section or "")
+        note = " (note)" if c.kind == "note" else ""
+        lines.append(f"\n[{c.rank}] {c.title} — {where}{note} [{c.doc_id}, chars {c.start}-{c.end}, score {c.score:.2f}]")
+        idx = c.text.find(c.evidence.text)
+        text = _mark(c.text, idx, idx + len(c.evidence.text)) if idx >= 0 else c.text
+        lines.append("    " + text.replace("\n", "\n    "))
+    lines.append(f"\n({answer.timings_ms.get('total', 0):.0f} ms)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

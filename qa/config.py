@@ -1,0 +1,75 @@
+"""Settings. Chunking and encoder settings are saved in the index manifest (a change
+rebuilds); retrieval settings apply at query time and may be overridden per call."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+DEFAULT_MODEL = "use-multilingual"
+MODES = ("hybrid", "bm25", "dense")
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """How documents are cut into passages (sentences are never cut)."""
+
+    target_chars: int = 600
+    overlap_sentences: int = 1
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Query-time settings.
+
+    ``abstain_threshold`` applies to the support score of the best evidence sentence
+    (cosine similarity plus lexical coverage, see ``answer.py``).
+    """
+
+    mode: str = "hybrid"
+    k: int = 5
+    depth: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    abstain_threshold: float = 0.35
+
+
+@dataclass(frozen=True)
+class Config:
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Defaults, overridden by a TOML file with ``[chunking]`` and ``[retrieval]`` tables.
+
+    Without ``path``, ``qa.toml`` in the working directory is read if it exists.
+    """
+    candidate = Path(path) if path else Path("qa.toml")
+    if not candidate.exists():
+        if path:
+            raise InputError(f"config file not found: {candidate} (check the --config path)")
+        return Config()
+    try:
+        data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{candidate}: not valid TOML ({exc}); fix or remove the file") from exc
+    config = Config()
+    for section, cls in (("chunking", ChunkingConfig), ("retrieval", RetrievalConfig)):
+        values = data.get(section, {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"{candidate}: unknown [{section}] keys {sorted(unknown)}; known: {sorted(known)}")
+        config = replace(config, **{section: replace(getattr(config, section), **values)})
+    return config

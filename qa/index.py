@@ -1,0 +1,376 @@
+"""The index: a directory of versions, each a complete, self-checking set of files.
+
+Layout (``index/`` by default)::
+
+    CURRENT                 name of the live version (replaced atomically)
+    versions/<name>/
+        manifest.json       format, package and encoder versions, settings, sha256 of
+                            every document, counts
+        chunks.jsonl        one chunk a line; row i is chunk i everywhere below
+        dense.faiss         chunk vectors, FAISS inner product, ids from chunk hashes
+        sentences.npy       sentence vectors (float16), the chunks' sentences in order
+        bm25/               bm25s files (no pickle)
+
+A build writes a new version into a temporary directory, renames it into ``versions/``
+and only then points ``CURRENT`` at it. A crash at any moment leaves the previous version
+live. Builds are incremental: unchanged documents keep their chunks, and chunks whose
+content hash is already indexed keep their vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .analysis import analyse
+from .chunking import Chunk, chunk_document
+from .config import DEFAULT_MODEL, ChunkingConfig
+from .corpus import load_corpus
+from .encoders import Encoder, load_encoder
+from .errors import IndexMismatchError, IndexNotFoundError
+
+FORMAT_VERSION = 1
+ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
+KEEP_VERSIONS = 3
+
+
+def faiss_id(chunk_id: str) -> int:
+    """A chunk's FAISS id: 60 bits of its content hash."""
+    return int(chunk_id[:15], 16)
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"run `qa index --rebuild --index {path}`"
+
+
+@dataclass
+class Index:
+    """A loaded index version.
+
+    Example:
+        >>> index = Index.load("index")
+        >>> len(index.chunks), index.manifest["encoder"]["id"]
+        (187, 'use-multilingual-v3-quantized')
+    """
+
+    path: Path
+    manifest: dict
+    chunks: list[Chunk]
+    dense: object  # faiss.IndexIDMap2
+    bm25: object  # bm25s.BM25
+    sentence_vectors: np.ndarray
+    sentence_offsets: np.ndarray = field(init=False)
+    row_of_faiss_id: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        counts = np.fromiter((len(c.sentences) for c in self.chunks), dtype=np.int64, count=len(self.chunks))
+        self.sentence_offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.row_of_faiss_id = {faiss_id(c.id): i for i, c in enumerate(self.chunks)}
+
+    @property
+    def encoder_id(self) -> str:
+        return self.manifest["encoder"]["id"]
+
+    def chunk_vectors(self) -> np.ndarray:
+        import faiss
+
+        inner = faiss.downcast_index(self.dense.index)
+        return inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, self.dense.d), np.float32)
+
+    def sentence_rows(self, row: int) -> np.ndarray:
+        return np.asarray(self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]], dtype=np.float32)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Index:
+        """Load the live version of the index at ``path`` (or a version directory).
+
+        Raises:
+            IndexNotFoundError: nothing is indexed there.
+            IndexMismatchError: wrong format version, or files that disagree.
+        """
+        import bm25s
+        import faiss
+
+        root = Path(path)
+        vdir = resolve_version(root)
+        try:
+            manifest = json.loads((vdir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexMismatchError(f"index manifest unreadable in {vdir} ({exc}); {_rebuild_hint(root)}") from exc
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"index format {version} at {root} is not the format {FORMAT_VERSION} this qa reads; {_rebuild_hint(root)}"
+            )
+        try:
+            with open(vdir / "chunks.jsonl", encoding="utf-8") as fh:
+                chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
+            dense = faiss.read_index(str(vdir / "dense.faiss"))
+            bm25 = bm25s.BM25.load(str(vdir / "bm25"), load_vocab=True, show_progress=False)
+            sentences = np.load(vdir / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+            raise IndexMismatchError(f"index files damaged in {vdir} ({type(exc).__name__}: {exc}); {_rebuild_hint(root)}") from exc
+        n = len(chunks)
+        problems = []
+        if n != manifest["counts"]["chunks"]:
+            problems.append(f"chunks.jsonl has {n} rows, the manifest says {manifest['counts']['chunks']}")
+        if dense.ntotal != n:
+            problems.append(f"dense.faiss has {dense.ntotal} vectors for {n} chunks")
+        elif n and not np.array_equal(faiss.vector_to_array(dense.id_map), np.array([faiss_id(c.id) for c in chunks], dtype=np.int64)):
+            problems.append("dense.faiss rows are not in chunks.jsonl order")
+        if dense.d != manifest["encoder"]["dim"]:
+            problems.append(f"dense.faiss has dimension {dense.d}, the encoder {manifest['encoder']['dim']}")
+        if int(bm25.scores["num_docs"]) != n:
+            problems.append(f"bm25 has {bm25.scores['num_docs']} documents for {n} chunks")
+        if sentences.shape[0] != sum(len(c.sentences) for c in chunks):
+            problems.append("sentences.npy rows do not match the chunks' sentences")
+        if problems:
+            raise IndexMismatchError(f"index at {root} is inconsistent: {'; '.join(problems)}; {_rebuild_hint(root)}")
+        return cls(path=vdir, manifest=manifest, chunks=chunks, dense=dense, bm25=bm25, sentence_vectors=sentences)
+
+
+def resolve_version(root: Path) -> Path:
+    if (root / "manifest.json").exists():
+        return root
+    current = root / "CURRENT"
+    if not current.exists():
+        raise IndexNotFoundError(f"no index at {root}: build it with `qa index --index {root}`")
+    vdir = root / "versions" / current.read_text(encoding="utf-8").strip()
+    if not (vdir / "manifest.json").exists():
+        raise IndexMismatchError(f"index at {root} points at a missing version {vdir.name}; {_rebuild_hint(root)}")
+    return vdir
+
+
+def index_exists(root: str | Path) -> bool:
+    try:
+        resolve_version(Path(root))
+        return True
+    except (IndexNotFoundError, IndexMismatchError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    path: Path | None  # the version written, None when already up to date
+    documents: int
+    chunks: int
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    embedded_chunks: int
+    reused_chunks: int
+    seconds: float
+    rebuilt: bool
+
+    def summary(self) -> str:
+        if self.path is None:
+            return f"index up to date: {self.documents} documents, {self.chunks} chunks"
+        what = "rebuilt" if self.rebuilt else "updated"
+        return (
+            f"index {what}: {self.documents} documents, {self.chunks} chunks "
+            f"(added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)} documents; "
+            f"embedded {self.embedded_chunks} chunks, reused {self.reused_chunks}) in {self.seconds:.1f} s"
+        )
+
+
+def build_index(
+    corpus_dir: str | Path = "corpus",
+    index_dir: str | Path = "index",
+    *,
+    model: str | None = None,
+    chunking: ChunkingConfig | None = None,
+    rebuild: bool = False,
+    encoder: Encoder | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> BuildReport:
+    """Build or update the index of ``corpus_dir`` in ``index_dir``.
+
+    Only added and changed documents are chunked; only chunks not indexed before are
+    embedded. A different encoder or chunking setting rebuilds everything.
+    """
+    t0 = time.perf_counter()
+    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    chunking = chunking or ChunkingConfig()
+    documents = load_corpus(corpus_dir, warn=log)
+    previous: Index | None = None
+    if not rebuild and index_exists(index_dir):
+        try:
+            previous = Index.load(index_dir)
+        except IndexMismatchError as exc:
+            log(f"previous index unusable ({exc}); rebuilding")
+    if model is None:
+        model = previous.manifest["encoder"]["name"] if previous else DEFAULT_MODEL
+    encoder = encoder or load_encoder(model)
+    settings = {"chunking": asdict(chunking), "analyser": ANALYSER}
+    if previous is not None:
+        if previous.manifest["encoder"]["id"] != encoder.id:
+            log(f"encoder changed ({previous.manifest['encoder']['id']} -> {encoder.id}): rebuilding")
+            previous = None
+        elif previous.manifest["settings"] != settings:
+            log("chunking or analyser settings changed: rebuilding")
+            previous = None
+
+    old_docs = previous.manifest["documents"] if previous else {}
+    new_docs = {d.doc_id: d for d in documents}
+    added = sorted(set(new_docs) - set(old_docs))
+    removed = sorted(set(old_docs) - set(new_docs))
+    changed = sorted(i for i in set(new_docs) & set(old_docs) if old_docs[i]["sha256"] != new_docs[i].sha256)
+    if previous is not None and not (added or removed or changed):
+        return BuildReport(None, len(documents), len(previous.chunks), [], [], [], 0, len(previous.chunks), time.perf_counter() - t0, False)
+
+    # Chunks: reuse those of unchanged documents, cut the others.
+    old_by_doc: dict[str, list[int]] = {}
+    if previous is not None:
+        for row, chunk in enumerate(previous.chunks):
+            old_by_doc.setdefault(chunk.doc_id, []).append(row)
+    chunks: list[Chunk] = []
+    doc_counts: dict[str, int] = {}
+    iterator = _progress(documents, "chunking", progress)
+    for doc in iterator:
+        if previous is not None and doc.doc_id in old_docs and doc.doc_id not in changed:
+            doc_chunks = [previous.chunks[r] for r in old_by_doc.get(doc.doc_id, [])]
+        else:
+            doc_chunks = chunk_document(doc, chunking)
+        doc_counts[doc.doc_id] = len(doc_chunks)
+        chunks.extend(doc_chunks)
+
+    # Vectors: reuse by content hash, embed the rest.
+    dim = encoder.dim
+    vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    n_sent = sum(len(c.sentences) for c in chunks)
+    sent_vectors = np.zeros((n_sent, dim), dtype=np.float16)
+    offsets = np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
+    todo: list[int] = []
+    old_vectors = previous.chunk_vectors() if previous is not None else None
+    for row, chunk in enumerate(chunks):
+        old_row = previous.row_of_faiss_id.get(faiss_id(chunk.id)) if previous is not None else None
+        if old_row is not None and previous.chunks[old_row].id == chunk.id:
+            vectors[row] = old_vectors[old_row]
+            sent_vectors[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old_row)
+        else:
+            todo.append(row)
+    batch = 64
+    for i in _progress(range(0, len(todo), batch), f"embedding {len(todo)} chunks", progress, total=(len(todo) + batch - 1) // batch):
+        rows = todo[i : i + batch]
+        vectors[rows] = encoder.encode([chunks[r].text for r in rows])
+        texts, places = [], []
+        for r in rows:
+            for j, s in enumerate(chunks[r].sentences):
+                texts.append(chunks[r].text[s.start : s.end])
+                places.append(offsets[r] + j)
+        if texts:
+            sent_vectors[places] = encoder.encode(texts).astype(np.float16)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "encoder": {"name": model, "id": encoder.id, "dim": dim},
+        "settings": settings,
+        "corpus": str(corpus_dir),
+        "documents": {
+            d.doc_id: {
+                "sha256": d.sha256, "path": d.path, "format": d.fmt, "title": d.title,
+                "language": d.language, "publisher": d.publisher, "date": d.date,
+                "chunks": doc_counts[d.doc_id],
+            }
+            for d in documents
+        },
+        "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": n_sent},
+    }
+    path = write_version(index_dir, manifest, chunks, vectors, sent_vectors)
+    return BuildReport(
+        path=path,
+        documents=len(documents),
+        chunks=len(chunks),
+        added=added if previous is not None else sorted(new_docs),
+        changed=changed,
+        removed=removed,
+        embedded_chunks=len(todo),
+        reused_chunks=len(chunks) - len(todo),
+        seconds=time.perf_counter() - t0,
+        rebuilt=previous is None,
+    )
+
+
+def write_version(
+    index_dir: Path,
+    manifest: dict,
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+) -> Path:
+    """Write a complete version next to the live one, then switch ``CURRENT`` to it."""
+    import bm25s
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "versions").mkdir(exist_ok=True)
+    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for chunk in chunks:
+                fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+        dense = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        if len(chunks):
+            dense.add_with_ids(vectors, np.array([faiss_id(c.id) for c in chunks], dtype=np.int64))
+        faiss.write_index(dense, str(tmp / "dense.faiss"))
+        np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
+        bm25 = bm25s.BM25()
+        bm25.index([analyse(c.text, c.lang) or [""] for c in chunks], show_progress=False)
+        bm25.save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_tree(tmp)
+        final = index_dir / "versions" / name
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = index_dir / f".CURRENT-{name}"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    os.replace(pointer, index_dir / "CURRENT")
+    _prune(index_dir, keep=name)
+    return final
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _prune(index_dir: Path, keep: str) -> None:
+    """Keep the newest versions (readers may still hold an older one); drop stale temps."""
+    versions = sorted(p for p in (index_dir / "versions").iterdir() if p.is_dir())
+    for old in versions[:-KEEP_VERSIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in index_dir.glob(".tmp-*"):
+        if time.time() - tmp.stat().st_mtime > 3600:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _progress(iterable, desc: str, enabled: bool, total: int | None = None):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False, unit="batch" if "embedding" in desc else "doc")
