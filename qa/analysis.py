@@ -27,6 +27,11 @@ _FR_EXTRA_STOPWORDS = {
     "comme", "plus", "ne", "y", "dont", "entre", "aussi", "ainsi",
 }
 
+_EN_EXTRA_STOPWORDS = {
+    "was", "were", "been", "being", "am", "did", "does", "do", "doing", "has", "had", "have",
+    "which", "what", "who", "whom", "whose", "when", "where", "why", "how", "its", "it's",
+}
+
 
 def fold_accents(text: str) -> str:
     """Strip diacritics: ``sécurité`` -> ``securite``; ``œ`` -> ``oe``."""
@@ -49,7 +54,7 @@ def _stopwords(language: str) -> frozenset[str]:
     if language == "fr":
         words = set(STOPWORDS_FRENCH) | _FR_EXTRA_STOPWORDS
     else:
-        words = set(STOPWORDS_EN)
+        words = set(STOPWORDS_EN) | _EN_EXTRA_STOPWORDS
     return frozenset(fold_accents(w.lower()) for w in words)
 
 

@@ -185,12 +185,13 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
     )
     has_notes = candidates >= 2
     page, last_note, state, after_footer = 1, 0, BODY, False
+    page_first = 0
     prev_blank = True
     for i, ln in enumerate(lines):
         text = ln.text
         stripped = text.strip()
         if paged:
-            page = raw.count("\f", 0, ln.start) + 1
+            page = raw.count("\f", 0, ln.start + text.startswith("\f")) + 1
         footer_page = _is_footer(text, footer_markers)
         shape = re.sub(r"\d+", "#", stripped)
         if footer_page is not None or (
@@ -198,6 +199,10 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
         ):
             ln.kind, ln.page = "drop", page
             if footer_page is not None and not paged:
+                # The footer names the page it closes: renumber that page's lines.
+                for prev in lines[page_first:i]:
+                    if prev.page == page:
+                        prev.page = footer_page
                 page = footer_page
             after_footer, state = True, BODY
             prev_blank = True
@@ -213,6 +218,7 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
             after_footer = False
             if not paged:
                 page += 1
+                page_first = i
         m = _NOTE_START.match(text)
         if state == NOTE and stripped[:1].isupper() and not m and _ends_with_url(lines, i):
             ln.note_start = True  # a note whose number OCR lost, after a note ending in a URL
@@ -228,6 +234,7 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
             # OCR text: a page starts with a single leading space after the notes block.
             state = BODY
             page += 1
+            page_first = i
         ln.kind, ln.page = state, page
         prev_blank = not stripped
     if not paged and page == 1:
@@ -471,7 +478,7 @@ def _html_edits(raw: str, edits: _EditSet) -> None:
         pending.append((m.start(), m.end()))
         if m.group("tag") and m.group("name").lower() in _BLOCK_TAGS or m.group("drop"):
             separator = "\n\n"
-        elif not separator:
+        elif m.group("space") and not separator:
             separator = " "
     if len(raw) > pos:
         flush()

@@ -1,0 +1,63 @@
+import bm25s
+
+from qa.analysis import analyse, detect_language, split_sentences
+
+
+def test_french_elision_and_stemming_meet():
+    assert analyse("l'élargissement", "fr") == analyse("élargissements", "fr")
+    assert analyse("d’adhésion", "fr") == analyse("adhésions", "fr")
+    assert analyse("jusqu'à l'Union", "fr") == analyse("Union", "fr")
+
+
+def test_french_accent_folding_matches_ocr_text_without_accents():
+    assert analyse("sécurité", "fr") == analyse("securite", "fr")
+
+
+def test_french_stopwords_dropped():
+    assert analyse("le la les des et dans", "fr") == []
+
+
+def test_english_stopwords_and_snowball():
+    assert analyse("The countries were recognising", "en") == analyse("country recognise", "en")
+
+
+def test_bm25_finds_inflected_french_form():
+    docs = ["Les élargissements successifs de l'Union.", "La neutralité militaire de la Serbie."]
+    retriever = bm25s.BM25()
+    retriever.index([analyse(d, "fr") for d in docs], show_progress=False)
+    scores = retriever.get_scores(analyse("l'élargissement", "fr"))
+    assert scores[0] > 0 and scores[1] == 0
+
+
+def test_sentences_respect_french_and_english_abbreviations():
+    text = "Selon M. Dabrowski, l'élan existe. Le rapport cite p. 12 et la fig. 3. The U.S. and Dr. Smith agree. Done."
+    sentences = [text[s:e] for s, e in split_sentences(text)]
+    assert sentences == [
+        "Selon M. Dabrowski, l'élan existe.",
+        "Le rapport cite p. 12 et la fig. 3.",
+        "The U.S. and Dr. Smith agree.",
+        "Done.",
+    ]
+
+
+def test_sentences_never_cross_a_line_break_and_keep_list_markers():
+    text = "1. Présentation\nLa France agit. Elle soutient.\nII. Contribuer à la paix"
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "1. Présentation", "La France agit.", "Elle soutient.", "II. Contribuer à la paix",
+    ]
+
+
+def test_french_question_mark_after_space_ends_sentence():
+    text = "Règles ou accords ? Le défi de l'UE."
+    assert [text[s:e] for s, e in split_sentences(text)] == ["Règles ou accords ?", "Le défi de l'UE."]
+
+
+def test_query_language():
+    assert detect_language("Quel pays a acheté des drones Bayraktar ?") == "fr"
+    assert detect_language("Which country bought Bayraktar drones?") == "en"
+    assert detect_language("What is the capital of Australia?") == "en"
+
+
+def test_language_is_repeatable():
+    text = "La Serbie maintient une politique de neutralité militaire et coopère avec l'OTAN depuis 2006."
+    assert {detect_language(text) for _ in range(5)} == {"fr"}

@@ -1,0 +1,102 @@
+"""Chunks of the real corpus: raw-offset round trip, sentence alignment, stable ids."""
+
+import pytest
+
+from qa.analysis import split_sentences
+from qa.chunking import chunk_document, clean_document
+from qa.config import ChunkingConfig
+
+
+@pytest.fixture(scope="module")
+def chunked(documents):
+    out = []
+    for doc in documents:
+        cleaned = clean_document(doc)
+        out.append((doc, cleaned, chunk_document(doc, cleaned=cleaned)))
+    return out
+
+
+def test_every_chunk_rebuilds_from_its_raw_spans(chunked):
+    total = 0
+    for doc, cleaned, chunks in chunked:
+        for chunk in chunks:
+            assert cleaned.rebuild([list(s) for s in chunk.spans]) == chunk.text, (doc.doc_id, chunk.id)
+            assert chunk.start == chunk.spans[0][0] and chunk.end == max(e for _, e in chunk.spans)
+            assert 0 <= chunk.start < chunk.end <= len(doc.raw)
+            total += 1
+    assert total > 100
+
+
+def test_every_sentence_rebuilds_from_its_raw_offsets(chunked):
+    for doc, cleaned, chunks in chunked:
+        for chunk in chunks:
+            for s in chunk.sentences:
+                sentence = chunk.text[s.start : s.end]
+                pieces = cleaned.spans(chunk.kind, *_clean_range(cleaned, chunk, s))
+                assert cleaned.rebuild(pieces) == sentence
+                assert pieces[0][0] == s.raw_start and pieces[-1][1] == s.raw_end
+
+
+def _clean_range(cleaned, chunk, sentence):
+    text = cleaned.streams[chunk.kind].text
+    base = text.index(chunk.text)
+    while cleaned.spans(chunk.kind, base, base + len(chunk.text))[0][0] != chunk.start:
+        base = text.index(chunk.text, base + 1)
+    return base + sentence.start, base + sentence.end
+
+
+def test_chunks_are_whole_sentences(chunked):
+    for _, _, chunks in chunked:
+        for chunk in chunks:
+            assert [(s.start, s.end) for s in chunk.sentences] == split_sentences(chunk.text)
+
+
+def test_a_sentence_across_a_page_break_has_two_spans(chunked):
+    doc, cleaned, chunks = next(c for c in chunked if c[0].doc_id == "ijd-elargissement-balkans-securite")
+    chunk = next(c for c in chunks if "Bayraktar a la Turquie en 2024 ainsi que des hélicoptéres" in c.text)
+    assert len(chunk.spans) == 2
+    between = doc.raw[chunk.spans[0][1] : chunk.spans[1][0]]
+    assert "Service européen pour" in between  # the notes block that interrupts the sentence
+    assert chunk.page == 4
+
+
+def test_notes_are_marked_and_body_is_not_polluted(chunked):
+    _, _, chunks = next(c for c in chunked if c[0].doc_id == "ijd-elargissement-balkans-securite")
+    notes = [c for c in chunks if c.kind == "note"]
+    assert any("Chypre, Grece, Roumanie, Slovaquie et Espagne" in c.text for c in notes)
+    assert not any("https://" in c.text for c in chunks if c.kind == "body")
+    assert all(c.section == "Notes" for c in notes)
+
+
+def test_sections_and_pages(chunked):
+    _, _, chunks = next(c for c in chunked if c[0].doc_id == "ijd-elargissement-balkans-securite")
+    sections = {c.section for c in chunks if c.kind == "body"}
+    assert any(s and s.startswith("II. En matiére de défense") for s in sections)
+    assert {c.page for c in chunks} >= set(range(1, 9))
+    _, _, web = next(c for c in chunked if c[0].doc_id == "diplomatie-strategie-balkans-fr")
+    assert all(c.page is None for c in web)
+    assert any(c.section == "III. Renforcer l’État de droit" for c in web)
+
+
+def test_ids_are_stable_and_unique(documents, chunked):
+    for doc, _, chunks in chunked:
+        again = chunk_document(doc)
+        assert [c.id for c in again] == [c.id for c in chunks]
+        assert len({c.id for c in chunks}) == len(chunks)
+
+
+def test_target_size_and_overlap_are_configurable(documents):
+    doc = next(d for d in documents if d.doc_id == "otan-relations-serbie")
+    small = chunk_document(doc, ChunkingConfig(target_chars=200, overlap_sentences=0))
+    large = chunk_document(doc, ChunkingConfig(target_chars=1200, overlap_sentences=0))
+    assert len(small) > len(large)
+    overlapping = chunk_document(doc, ChunkingConfig(target_chars=300, overlap_sentences=1))
+    shared = sum(1 for a, b in zip(overlapping, overlapping[1:]) if a.sentences and b.text.startswith(a.text[a.sentences[-1].start : a.sentences[-1].end]))
+    assert shared > 0
+
+
+def test_chunk_languages(chunked):
+    for doc, _, chunks in chunked:
+        expected = "en" if doc.doc_id == "diplomatie-strategy-balkans-en" else "fr"
+        langs = [c.lang for c in chunks]
+        assert langs.count(expected) / len(langs) > 0.9, doc.doc_id

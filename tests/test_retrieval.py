@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from qa.retrieval import LocalBackend, retrieve, rrf
+
+
+def test_rrf_by_hand():
+    fused = rrf({"bm25": ["d1", "d2", "d3"], "dense": ["d3", "d1"]}, k=60)
+    assert fused["d1"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["d3"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["d2"] == pytest.approx(1 / 62)
+
+
+def test_weighted_rrf_by_hand():
+    fused = rrf({"bm25": ["a", "b"], "dense": ["b", "a"]}, weights={"bm25": 2.0, "dense": 0.5}, k=10)
+    assert fused["a"] == pytest.approx(2 / 11 + 0.5 / 12)
+    assert fused["b"] == pytest.approx(2 / 12 + 0.5 / 11)
+    assert rrf({"bm25": ["a"], "dense": ["b"]}, weights={"dense": 0})["a"] > 0
+    assert "b" not in rrf({"bm25": ["a"], "dense": ["b"]}, weights={"dense": 0})
+
+
+@pytest.fixture(scope="module")
+def backend(assistant):
+    return LocalBackend(assistant.index)
+
+
+def _rows(hits):
+    return [h.row for h in hits]
+
+
+def test_modes(assistant, backend, encoder):
+    from qa.analysis import analyse
+
+    q = "drones Bayraktar Turquie"
+    qvec = encoder.encode([q])[0]
+    tokens = analyse(q, "fr")
+    bm25 = retrieve(backend, None, tokens, mode="bm25")
+    dense = retrieve(backend, qvec, tokens, mode="dense")
+    hybrid = retrieve(backend, qvec, tokens, mode="hybrid")
+    assert bm25 and dense and hybrid
+    assert all(h.dense_rank is None for h in bm25)
+    assert all(h.bm25_rank is None for h in dense)
+    assert set(_rows(hybrid)) == set(_rows(bm25)) | set(_rows(dense))
+    top = assistant.index.chunks[hybrid[0].row]
+    assert "Bayraktar" in top.text
+
+
+def test_filters(assistant, backend, encoder):
+    from qa.analysis import analyse
+
+    chunks = assistant.index.chunks
+    q = "French strategy for the Western Balkans"
+    qvec = encoder.encode([q])[0]
+    only_en = np.array([c.lang == "en" for c in chunks])
+    hits = retrieve(backend, qvec, analyse(q, "en"), allowed=only_en)
+    assert hits and all(chunks[h.row].lang == "en" for h in hits)
+    only_otan = np.array([c.doc_id == "otan-relations-serbie" for c in chunks])
+    hits = retrieve(backend, qvec, analyse(q, "en"), allowed=only_otan)
+    assert hits and all(chunks[h.row].doc_id == "otan-relations-serbie" for h in hits)
+    assert retrieve(backend, qvec, ["x"], allowed=np.zeros(len(chunks), dtype=bool)) == []
