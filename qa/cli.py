@@ -20,8 +20,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, then exit 2 (argparse's convention)
-        self.print_usage(sys.stderr)
-        raise _UsageError(f"qa: error: {message}")
+        raise _UsageError(f"qa: error: {message} (see `{self.prog} --help`)")
 
 
 class _UsageError(Exception):
@@ -90,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader (e.g. `| head`) went away; nothing left to say
+        return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

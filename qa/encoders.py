@@ -72,7 +72,10 @@ class USEEncoder:
             )
         return self._session
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
+        """Unit vectors. One text per call by default: the quantized graph pads a batch,
+        and a text's vector then shifts (by up to 5e-3) with its batch neighbours; alone,
+        a text always gets the same vector, so rebuilds and incremental updates agree."""
         session = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

