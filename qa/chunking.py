@@ -166,10 +166,8 @@ def _group_sentences(
 
     for s, e in sentences:
         line_start = text.rfind("\n", 0, s) + 1
-        line_end = text.find("\n", e)
-        whole_line = text[line_start : len(text) if line_end < 0 else line_end].strip() == text[s:e]
         starts_note = kind == NOTE and (s in cleaned.note_starts or (line_start == s and text[max(0, s - 2) : s] == "\n\n"))
-        if kind == BODY and whole_line and _is_heading(text[s:e]):
+        if kind == BODY and _is_heading_sentence(text, (s, e)):
             flush(keep_overlap=False)
             section = _tidy_heading(text[s:e])
             current_section = section
