@@ -69,13 +69,14 @@ def analyse(text: str, language: str) -> list[str]:
         language = "en"
     stops = _stopwords(language)
     words = []
-    for match in _WORD.finditer(text.lower()):
+    folded = fold_accents(text.lower()) if not text.isascii() else text.lower()
+    for match in _WORD.finditer(folded):
         word = match.group()
         if language == "fr":
             word = _ELISION.sub("", word)
         else:
             word = re.sub(r"['’]s$", "", word)
-        word = fold_accents(word).replace("’", "'")
+        word = word.replace("’", "'")
         for part in word.split("'"):
             if part and part not in stops and not (len(part) == 1 and part.isalpha()):
                 words.append(part)

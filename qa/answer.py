@@ -107,6 +107,7 @@ class Assistant:
         self.backend = backend or LocalBackend(index)
         self._langs = np.array([c.lang for c in index.chunks])
         self._docs = np.array([c.doc_id for c in index.chunks])
+        self._terms_cache: dict[int, list[set[str]]] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
     @classmethod
@@ -197,8 +198,7 @@ class Assistant:
             vectors = self.index.sentence_rows(hit.row)
             cosines = vectors @ qvec if len(vectors) else np.zeros(0)
             best_j, best_support = 0, -1.0
-            for j, sentence in enumerate(chunk.sentences):
-                words = set(analyse(chunk.text[sentence.start : sentence.end], chunk.lang))
+            for j, words in enumerate(self._sentence_terms(hit.row)):
                 coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
                 support = float(cosines[j]) + 0.3 * coverage
                 if support > best_support:
@@ -238,6 +238,17 @@ class Assistant:
             if len(citations) == k:
                 break
         return citations
+
+    def _sentence_terms(self, row: int) -> list[set[str]]:
+        """Analysed terms of a chunk's sentences, cached (bounded) across questions."""
+        terms = self._terms_cache.get(row)
+        if terms is None:
+            chunk = self.index.chunks[row]
+            terms = [set(analyse(chunk.text[s.start : s.end], chunk.lang)) for s in chunk.sentences]
+            if len(self._terms_cache) >= 100_000:
+                self._terms_cache.clear()
+            self._terms_cache[row] = terms
+        return terms
 
     def publisher(self, doc_id: str) -> str:
         return self._publishers.get(doc_id, "")
