@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test index install install-dev clean
+.PHONY: run test index install install-dev clean eval-spf eval-seed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,12 @@ test: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/versions index/.tmp-* *.egg-info
+
+# The service-public.fr benchmark (105 questions over 105 sheets): build its own index and score it.
+eval-spf: $(VENV)/.installed
+	$(BIN)/qa index --corpus eval/spf/corpus --index eval/spf/index --quiet
+	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10
+
+eval-seed: $(VENV)/.installed
+	$(BIN)/qa index --quiet
+	$(BIN)/qa eval eval/seed.jsonl --compare

@@ -29,6 +29,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Citation:
     rank: int
+    chunk_id: str
     doc_id: str
     title: str
     language: str
@@ -186,7 +187,8 @@ class Assistant:
 
     def _cite(self, question: str, qvec: np.ndarray, hits: list[Hit], k: int) -> list[Citation]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages."""
-        pool = hits[: max(3 * k, 20)]
+        cfg = self.config
+        pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
             return []
         top_fused = pool[0].score or 1.0
@@ -200,14 +202,15 @@ class Assistant:
             best_j, best_support = 0, -1.0
             for j, words in enumerate(self._sentence_terms(hit.row)):
                 coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
-                support = float(cosines[j]) + 0.3 * coverage
+                support = float(cosines[j]) + cfg.coverage_weight * coverage
                 if support > best_support:
                     best_j, best_support = j, support
             rank_score = hit.score / top_fused
             # Between overlapping passages with the same best sentence, prefer the one that
             # also holds the sentence before it (the context "Le pays..." refers to).
             context = 0.02 if best_j > 0 else 0.0
-            scored.append((best_support + 0.3 * rank_score + context, best_support, position, hit, best_j))
+            final = best_support + cfg.fusion_weight * rank_score + context if cfg.rerank else -position
+            scored.append((final, best_support, position, hit, best_j))
         scored.sort(key=lambda item: (-item[0], item[2]))
         citations: list[Citation] = []
         seen_evidence: set[tuple[str, int]] = set()
@@ -221,6 +224,7 @@ class Assistant:
             citations.append(
                 Citation(
                     rank=len(citations) + 1,
+                    chunk_id=chunk.id,
                     doc_id=chunk.doc_id,
                     title=chunk.title,
                     language=chunk.lang,

@@ -77,6 +77,19 @@ class Chunk:
         )
 
 
+def indexed_text(chunk: Chunk, context: str = "section") -> str:
+    """The text that is embedded and BM25-indexed for a chunk: the passage, preceded by
+    its heading (and the document title) unless the passage already starts with it."""
+    parts = []
+    if context == "title+section" and chunk.title and not chunk.text.startswith(chunk.title):
+        parts.append(chunk.title)
+    if context in ("section", "title+section") and chunk.section and chunk.kind == BODY:
+        if not chunk.text.startswith(chunk.section) and chunk.section != chunk.title:
+            parts.append(chunk.section)
+    parts.append(chunk.text)
+    return "\n".join(parts)
+
+
 def clean_document(doc: Document) -> CleanDocument:
     markers = [m for m in (doc.publisher.split("(")[0].strip(), doc.title) if m]
     return clean(doc.raw, language=doc.language, fmt=doc.fmt, footer_markers=markers)

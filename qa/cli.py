@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="ask questions in a terminal loop")
     _query_options(p)
+
+    p = sub.add_parser("eval", help="score an eval set of expected citations")
+    p.add_argument("file", help="eval set (JSONL)")
+    p.add_argument("--index", default="index", help="index directory (default: index)")
+    p.add_argument("--corpus", help="corpus to validate quotes against (default: the index's corpus)")
+    p.add_argument("-k", type=_k, default=10, help="ranked passages per question (default 10)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the config's)")
+    p.add_argument("--compare", action="store_true", help="run every retrieval variant and print one table")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write all figures as JSON")
+    p.add_argument("--trec", metavar="OUT", help="write a TREC run (and OUT.qrels)")
+    p.add_argument("--fail-under", nargs="+", default=[], metavar="METRIC=VALUE", help="exit 1 if a metric is below its floor")
+    p.add_argument("--calibrate", action="store_true", help="choose the abstention threshold and write it to the config")
+    p.add_argument("--max-false-abstention", type=float, default=0.03, help="for --calibrate (default 0.03)")
+    p.add_argument("--misses", type=int, default=20, help="rows of the misses table (default 20)")
     return parser
 
 
@@ -86,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ask(args)
         if args.command == "chat":
             return _cmd_chat(args)
+        if args.command == "eval":
+            from .evalcli import cmd_eval
+
+            return cmd_eval(args)
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

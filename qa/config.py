@@ -22,6 +22,9 @@ class ChunkingConfig:
 
     target_chars: int = 600
     overlap_sentences: int = 1
+    # What is indexed (embedded and BM25-analysed) besides the passage text: "none",
+    # "section" (its heading) or "title+section". Citations still show the passage only.
+    context: str = "section"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     abstain_threshold: float = 0.35
+    # Evidence: support(sentence) = cosine(question, sentence) + coverage_weight * share of
+    # the question's terms in the sentence. With rerank, candidates are ordered by
+    # support of their best sentence + fusion_weight * fused score / best fused score.
+    coverage_weight: float = 0.3
+    rerank: bool = True
+    fusion_weight: float = 0.3
+    rerank_depth: int = 20
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import analyse
-from .chunking import Chunk, chunk_document
+from .chunking import Chunk, chunk_document, indexed_text
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
@@ -267,7 +267,7 @@ def build_index(
     batch = 64
     for i in _progress(range(0, len(todo), batch), f"embedding {len(todo)} chunks", progress, total=(len(todo) + batch - 1) // batch):
         rows = todo[i : i + batch]
-        vectors[rows] = encoder.encode([chunks[r].text for r in rows])
+        vectors[rows] = encoder.encode([indexed_text(chunks[r], chunking.context) for r in rows])
         texts, places = [], []
         for r in rows:
             for j, s in enumerate(chunks[r].sentences):
@@ -293,7 +293,7 @@ def build_index(
         },
         "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": n_sent},
     }
-    path = write_version(index_dir, manifest, chunks, vectors, sent_vectors)
+    path = write_version(index_dir, manifest, chunks, vectors, sent_vectors, chunking.context)
     return BuildReport(
         path=path,
         documents=len(documents),
@@ -314,6 +314,7 @@ def write_version(
     chunks: list[Chunk],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    context: str = "section",
 ) -> Path:
     """Write a complete version next to the live one, then switch ``CURRENT`` to it."""
     import bm25s
@@ -334,7 +335,7 @@ def write_version(
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
         bm25 = bm25s.BM25()
-        bm25.index([analyse(c.text, c.lang) or [""] for c in chunks], show_progress=False)
+        bm25.index([analyse(indexed_text(c, context), c.lang) or [""] for c in chunks], show_progress=False)
         bm25.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(tmp)
