@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import LANGUAGES, analyse, detect_language
+from .chunking import strip_urls
 from .config import MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
@@ -200,7 +201,10 @@ class Assistant:
             vectors = self.index.sentence_rows(hit.row)
             cosines = vectors @ qvec if len(vectors) else np.zeros(0)
             best_j, best_support = 0, -1.0
-            for j, words in enumerate(self._sentence_terms(hit.row)):
+            candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading] or range(len(chunk.sentences))
+            terms = self._sentence_terms(hit.row)
+            for j in candidates:
+                words = terms[j]
                 coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
                 support = float(cosines[j]) + cfg.coverage_weight * coverage
                 if support > best_support:
@@ -209,6 +213,8 @@ class Assistant:
             # Between overlapping passages with the same best sentence, prefer the one that
             # also holds the sentence before it (the context "Le pays..." refers to).
             context = 0.02 if best_j > 0 else 0.0
+            if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
+                context -= cfg.reference_penalty
             final = best_support + cfg.fusion_weight * rank_score + context if cfg.rerank else -position
             scored.append((final, best_support, position, hit, best_j))
         scored.sort(key=lambda item: (-item[0], item[2]))
@@ -248,7 +254,7 @@ class Assistant:
         terms = self._terms_cache.get(row)
         if terms is None:
             chunk = self.index.chunks[row]
-            terms = [set(analyse(chunk.text[s.start : s.end], chunk.lang)) for s in chunk.sentences]
+            terms = [set(analyse(strip_urls(chunk.text[s.start : s.end]), chunk.lang)) for s in chunk.sentences]
             if len(self._terms_cache) >= 100_000:
                 self._terms_cache.clear()
             self._terms_cache[row] = terms

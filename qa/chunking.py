@@ -20,6 +20,7 @@ class Sentence:
     end: int
     raw_start: int
     raw_end: int
+    heading: bool = False  # a heading line: context for the passage, never its evidence
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Chunk:
             "spans": [list(s) for s in self.spans],
             "page": self.page,
             "section": self.section,
-            "sentences": [[s.start, s.end, s.raw_start, s.raw_end] for s in self.sentences],
+            "sentences": [[s.start, s.end, s.raw_start, s.raw_end, s.heading] for s in self.sentences],
         }
 
     @classmethod
@@ -77,16 +78,26 @@ class Chunk:
         )
 
 
+# Web addresses, and the pieces of one that line wrapping cut off (paths with two slashes).
+_URL = re.compile(r"(?:https?://|www\.)\S*|\S*/\S*/\S*")
+
+
+def strip_urls(text: str) -> str:
+    """Text without web addresses: their slugs are noise to both retrievers."""
+    return _URL.sub(" ", text) if "/" in text else text
+
+
 def indexed_text(chunk: Chunk, context: str = "section") -> str:
-    """The text that is embedded and BM25-indexed for a chunk: the passage, preceded by
-    its heading (and the document title) unless the passage already starts with it."""
+    """The text that is embedded and BM25-indexed for a chunk: the passage without web
+    addresses, preceded by its heading (and the document title) unless the passage
+    already starts with it."""
     parts = []
     if context == "title+section" and chunk.title and not chunk.text.startswith(chunk.title):
         parts.append(chunk.title)
     if context in ("section", "title+section") and chunk.section and chunk.kind == BODY:
         if not chunk.text.startswith(chunk.section) and chunk.section != chunk.title:
             parts.append(chunk.section)
-    parts.append(chunk.text)
+    parts.append(strip_urls(chunk.text))
     return "\n".join(parts)
 
 
@@ -136,7 +147,7 @@ def chunk_document(doc: Document, config: ChunkingConfig | None = None, cleaned:
             sent_objs = []
             for s, e in sentences:
                 pieces = cleaned.spans(kind, s, e)
-                sent_objs.append(Sentence(s - a, e - a, pieces[0][0], pieces[-1][1]))
+                sent_objs.append(Sentence(s - a, e - a, pieces[0][0], pieces[-1][1], kind == BODY and _is_heading_sentence(text, (s, e))))
             chunks.append(
                 Chunk(
                     id=hashlib.sha256(f"{key}\x00{occurrence}".encode()).hexdigest()[:16],

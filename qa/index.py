@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import analyse
-from .chunking import Chunk, chunk_document, indexed_text
+from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
@@ -271,7 +271,7 @@ def build_index(
         texts, places = [], []
         for r in rows:
             for j, s in enumerate(chunks[r].sentences):
-                texts.append(chunks[r].text[s.start : s.end])
+                texts.append(strip_urls(chunks[r].text[s.start : s.end]))
                 places.append(offsets[r] + j)
         if texts:
             sent_vectors[places] = encoder.encode(texts).astype(np.float16)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from qa import Assistant
+from qa.chunking import indexed_text
 from qa.errors import IndexMismatchError, IndexNotFoundError
 from qa.index import FORMAT_VERSION, Index, build_index, resolve_version
 
@@ -40,7 +41,7 @@ def test_layout_and_manifest(built_index):
     assert manifest["encoder"] == {"name": "use-multilingual", "id": "use-multilingual-v3-quantized", "dim": 512}
     assert len(manifest["documents"]) == 5 and all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
     assert manifest["counts"]["chunks"] == sum(d["chunks"] for d in manifest["documents"].values())
-    assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1}
+    assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1, "context": "section"}
 
 
 def test_save_load_identity(built_index, encoder):
@@ -48,7 +49,7 @@ def test_save_load_identity(built_index, encoder):
     assert a.chunks == b.chunks
     assert np.array_equal(a.chunk_vectors(), b.chunk_vectors())
     # The stored vectors are the encoder's vectors of the chunk texts.
-    fresh = encoder.encode([c.text for c in a.chunks[:5]])
+    fresh = encoder.encode([indexed_text(c) for c in a.chunks[:5]])
     assert np.allclose(a.chunk_vectors()[:5], fresh, atol=1e-5)
     q = "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?"
     ans_a = Assistant(a, encoder=encoder).ask(q)
@@ -87,8 +88,9 @@ def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, 
     otan_new = sum(c.doc_id == "otan-relations-serbie" for c in new_chunks)
     assert 0 < otan_new < otan_total  # only the chunks holding the edited sentence
     assert report.embedded_chunks == len(new_chunks)
-    embedded_chunk_texts = [t for t in counting.texts if t in {c.text for c in new_chunks}]
-    assert sorted(embedded_chunk_texts) == sorted(c.text for c in new_chunks)
+    wanted = {indexed_text(c) for c in new_chunks}
+    embedded_chunk_texts = [t for t in counting.texts if t in wanted]
+    assert sorted(embedded_chunk_texts) == sorted(wanted)
     assert not any(c.doc_id == "pe-partenariats-securite-defense" for c in after.chunks)
     answer = Assistant(after, encoder=encoder).ask("Combien d'Alliés ont apporté un soutien ?")
     assert "Sept Alliés" in answer.citations[0].text
