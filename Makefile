@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test index install install-dev clean eval-spf eval-seed
+.PHONY: run test index install install-dev clean eval-spf eval-seed eval-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ clean:
 eval-spf: $(VENV)/.installed
 	$(BIN)/qa index --corpus eval/spf/corpus --index eval/spf/index --quiet
 	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10
+
+# Quality floors at the figures reached (see eval/README.md): CI fails if retrieval regresses.
+SEED_FLOORS := hit@1=0.60 hit@5=0.79 mrr@10=0.68 evidence@1=0.52 doc@5=0.95 false_abstention=0.03
+
+eval-check: $(VENV)/.installed
+	$(BIN)/qa index --quiet
+	$(BIN)/qa eval eval/seed.jsonl --misses 0 --fail-under $(SEED_FLOORS)
 
 eval-seed: $(VENV)/.installed
 	$(BIN)/qa index --quiet

@@ -14,8 +14,9 @@ from .errors import InputError
 
 # Retrieval variants that --compare runs side by side (overrides of the retrieval config).
 VARIANTS: dict[str, dict[str, object]] = {
-    "bm25": {"mode": "bm25"},
-    "dense": {"mode": "dense"},
+    "bm25": {"mode": "bm25", "rerank": False},
+    "dense": {"mode": "dense", "rerank": False},
+    "dense+rerank": {"mode": "dense"},
     "hybrid-rrf": {"mode": "hybrid", "rerank": False},
     "hybrid": {"mode": "hybrid"},
 }
@@ -85,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"\nSlices ({main_name}): question language → evidence language, and tags")
     print(_table(list(slice_figures.items()), ["questions", "hit@1", "hit@5", f"mrr@{args.k}", "evidence@1", "abstention_recall", "false_abstention"], "slice"))
     missed = ev.misses(main_results)
-    if missed:
+    if missed and args.misses > 0:
         print(f"\nMisses at rank 1 ({main_name}; {len(missed)}):")
         for row in missed[: args.misses]:
             print(f"  {row['id']}: rank {row['rank'] or '-'} | expected {row['expected']} | first: {row['got']}")

@@ -41,6 +41,8 @@ from .errors import IndexMismatchError, IndexNotFoundError
 
 FORMAT_VERSION = 1
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
+# Bump when cleaning, chunking or what is indexed changes: an older index then rebuilds.
+PIPELINE_VERSION = 2
 KEEP_VERSIONS = 3
 
 
@@ -216,7 +218,7 @@ def build_index(
     if model is None:
         model = previous.manifest["encoder"]["name"] if previous else DEFAULT_MODEL
     encoder = encoder or load_encoder(model)
-    settings = {"chunking": asdict(chunking), "analyser": ANALYSER}
+    settings = {"chunking": asdict(chunking), "analyser": ANALYSER, "pipeline": PIPELINE_VERSION}
     if previous is not None:
         if previous.manifest["encoder"]["id"] != encoder.id:
             log(f"encoder changed ({previous.manifest['encoder']['id']} -> {encoder.id}): rebuilding")
