@@ -1,10 +1,10 @@
-# make run  : set up from nothing, build/update the index of corpus/, start the product
+# make run  : set up from nothing, build/update the index of corpus/, start the chat UI (http://127.0.0.1:7860)
 # make test : set up from nothing (with test extras) and run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test index install install-dev clean eval-spf eval-seed eval-check
+.PHONY: run chat test index install install-dev clean eval-spf eval-seed eval-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ index: $(VENV)/.installed
 	$(BIN)/qa index
 
 run: index
+	$(BIN)/python app.py
+
+chat: index
 	$(BIN)/qa chat
 
 test: $(VENV)/.installed-dev

@@ -233,7 +233,9 @@ def format_answer(answer, assistant) -> str:  # type: ignore[no-untyped-def]
     for c in shown:
         where = f"p. {c.page}" if c.page else (c.section or "")
         note = " (note)" if c.kind == "note" else ""
-        lines.append(f"\n[{c.rank}] {c.title} — {where}{note} [{c.doc_id}, chars {c.start}-{c.end}, score {c.score:.2f}]")
+        publisher = assistant.publisher(c.doc_id)
+        source = f"{c.title} ({publisher})" if publisher else c.title
+        lines.append(f"\n[{c.rank}] {source} — {where}{note} [{c.doc_id}, chars {c.start}-{c.end}, score {c.score:.2f}]")
         idx = c.text.find(c.evidence.text)
         text = _mark(c.text, idx, idx + len(c.evidence.text)) if idx >= 0 else c.text
         lines.append("    " + text.replace("\n", "\n    "))

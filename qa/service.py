@@ -1,0 +1,126 @@
+"""A long-running service over one corpus and its index: answers questions from many
+threads while documents are added or removed.
+
+Readers take the current :class:`Assistant` reference once per question; an update builds
+a new index version, loads it, and swaps the reference under a lock. A question in flight
+therefore sees the old index or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .answer import Answer, Assistant
+from .config import RetrievalConfig, load_config
+from .corpus import FORMATS, UnreadableDocument, read_document
+from .errors import InputError
+from .index import BuildReport, build_index, index_exists
+
+DEFAULT_MAX_UPLOAD_MB = 20.0
+
+
+class Library:
+    """The corpus, its index and the live assistant.
+
+    Example:
+        >>> library = Library("corpus", "index")
+        >>> library.ask("Quel pays a acheté des drones Bayraktar ?").citations[0].doc_id
+        'ijd-elargissement-balkans-securite'
+    """
+
+    def __init__(
+        self,
+        corpus_dir: str | Path = "corpus",
+        index_dir: str | Path = "index",
+        *,
+        config: RetrievalConfig | None = None,
+        max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.corpus_dir = Path(corpus_dir)
+        self.index_dir = Path(index_dir)
+        self.config = config or load_config().retrieval
+        self.max_upload_mb = max_upload_mb
+        self.log = log
+        self._write_lock = threading.Lock()  # one index update at a time
+        if not index_exists(self.index_dir):
+            log(f"no index at {self.index_dir}: building it from {self.corpus_dir}")
+            log(build_index(self.corpus_dir, self.index_dir, progress=False, log=log).summary())
+        self._assistant = Assistant.open(self.index_dir, config=self.config)
+
+    @property
+    def assistant(self) -> Assistant:
+        return self._assistant
+
+    def ask(self, question: str, **options: object) -> Answer:
+        return self._assistant.ask(question, **options)  # type: ignore[arg-type]
+
+    def documents(self) -> dict[str, dict]:
+        return self._assistant.documents
+
+    def raw_text(self, doc_id: str) -> str:
+        """The raw text of an indexed document (what citation offsets point into)."""
+        meta = self.documents().get(doc_id)
+        if meta is None:
+            raise InputError(f"unknown document {doc_id!r}")
+        return read_document(self.corpus_dir / meta["path"], self.corpus_dir).raw
+
+    def add_document(self, path: str | Path, filename: str | None = None) -> BuildReport:
+        """Copy an uploaded file into the corpus and update the index incrementally.
+
+        Raises:
+            InputError: unsupported type, too large, unreadable, or a name clash with a
+                different document; the corpus and the index are then unchanged.
+        """
+        path = Path(path)
+        name = Path(filename or path.name).name
+        suffix = Path(name).suffix.lower()
+        if suffix not in FORMATS:
+            raise InputError(f"{name}: unsupported type '{suffix or '(none)'}'; upload .txt, .md, .html or .pdf")
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.max_upload_mb:
+            raise InputError(f"{name}: {size_mb:.1f} MB is over the {self.max_upload_mb:g} MB upload limit")
+        with tempfile.TemporaryDirectory() as tmp:
+            probe = Path(tmp) / name
+            shutil.copyfile(path, probe)
+            try:
+                read_document(probe, Path(tmp))
+            except UnreadableDocument as exc:
+                raise InputError(f"{name}: {exc}") from exc
+        with self._write_lock:
+            target = self.corpus_dir / name
+            existed = target.exists()
+            backup = target.read_bytes() if existed else None
+            shutil.copyfile(path, target)
+            try:
+                return self._rebuild()
+            except Exception:
+                if backup is not None:
+                    target.write_bytes(backup)
+                else:
+                    target.unlink(missing_ok=True)
+                raise
+
+    def remove_document(self, doc_id: str) -> BuildReport:
+        with self._write_lock:
+            meta = self.documents().get(doc_id)
+            if meta is None:
+                raise InputError(f"unknown document {doc_id!r}")
+            target = self.corpus_dir / meta["path"]
+            data = target.read_bytes()
+            target.unlink()
+            try:
+                return self._rebuild()
+            except Exception:
+                target.write_bytes(data)
+                raise
+
+    def _rebuild(self) -> BuildReport:
+        report = build_index(self.corpus_dir, self.index_dir, progress=False, log=self.log)
+        fresh = Assistant.open(self.index_dir, config=self.config, encoder=self._assistant.encoder)
+        self._assistant = fresh  # one reference swap: readers see old or new
+        return report
