@@ -146,12 +146,15 @@ def build_app(library: Library) -> gr.Blocks:
         progress(1.0)
         return message, doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()))
 
-    def remove(doc_id):
+    def remove_document(doc_id: str) -> str:
+        """Take a document out of the corpus and the index; returns what was done."""
         try:
-            message = f"Removed {doc_id}: {library.remove_document(doc_id).summary()}"
+            return f"Removed {doc_id}: {library.remove_document(doc_id).summary()}"
         except QAError as exc:
-            message = f"Refused: {exc}"
-        return message, doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()), value=None)
+            return f"Refused: {exc}"
+
+    def remove_clicked(doc_id):
+        return remove_document(doc_id), doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()), value=None)
 
     with gr.Blocks(title="qa — cited answers") as demo:
         gr.Markdown("## qa — cited answers from your documents\nAsk in French or English. Each answer cites the passages it comes from; the highlighted sentence is the evidence.")
@@ -188,8 +191,9 @@ def build_app(library: Library) -> gr.Blocks:
         question.submit(respond, inputs, outputs, api_visibility="private")
         pick.change(show_citation, [pick, cites_state], viewer, api_visibility="private").then(None, js=SCROLL_JS)
         upload_box.upload(upload, upload_box, [status, table, doc, to_remove], api_name="upload")
-        remove_btn.click(remove, to_remove, [status, table, doc, to_remove], api_name="remove")
+        remove_btn.click(remove_clicked, to_remove, [status, table, doc, to_remove], api_visibility="private")
         gr.api(ask_json, api_name="ask")
+        gr.api(remove_document, api_name="remove")
     return demo
 
 

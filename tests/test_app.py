@@ -143,8 +143,9 @@ def test_upload_then_ask_and_rejected_uploads_change_nothing(server, tmp_path):
     assert _current(server["index"]) != before
     answer = client.predict("Combien de stagiaires au centre de formation cyber de Lyon ?", 3, "hybrid", "", "", api_name="/ask")
     assert answer["citations"][0]["doc_id"] == "note-lyon"
-    status = client.predict("note-lyon", api_name="/remove")[0]
+    status = client.predict("note-lyon", api_name="/remove")
     assert status.startswith("Removed note-lyon")
+    assert client.predict("nope", api_name="/remove").startswith("Refused: unknown document")
 
 
 def test_browser_shows_highlighted_citation_and_document_viewer(server):
@@ -174,3 +175,28 @@ def test_browser_shows_highlighted_citation_and_document_viewer(server):
         (ROOT / "docs").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=False)
         browser.close()
+
+
+def test_answers_in_flight_during_an_upload_see_the_old_or_the_new_index(server, tmp_path):
+    from gradio_client import handle_file
+
+    question = "Combien de stagiaires au centre de formation cyber de Marseille ?"
+    client = _client(server["url"])
+    old = _key(client.predict(question, 5, "hybrid", "", "", api_name="/ask"))
+    new_doc = tmp_path / "note-marseille.md"
+    new_doc.write_text("# Note\n\nLe centre de formation cyber de Marseille a ouvert en avril 2026 avec 55 stagiaires.\n", encoding="utf-8")
+
+    def reader(_):
+        c = _client(server["url"])
+        return [_key(c.predict(question, 5, "hybrid", "", "", api_name="/ask")) for _ in range(12)]
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        futures = [pool.submit(reader, i) for i in range(4)]
+        time.sleep(0.5)
+        status = _client(server["url"]).predict(handle_file(str(new_doc)), api_name="/upload")[0]
+        seen = [key for f in futures for key in f.result()]
+    assert status.startswith("Added note-marseille.md")
+    new = _key(client.predict(question, 5, "hybrid", "", "", api_name="/ask"))
+    assert new != old and new[1][0][0] == "note-marseille"
+    assert len(seen) == 48 and all(key in (old, new) for key in seen)
+    assert client.predict("note-marseille", api_name="/remove").startswith("Removed")
