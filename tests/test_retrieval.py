@@ -58,3 +58,23 @@ def test_filters(assistant, backend, encoder):
     hits = retrieve(backend, qvec, analyse(q, "en"), allowed=only_otan)
     assert hits and all(chunks[h.row].doc_id == "otan-relations-serbie" for h in hits)
     assert retrieve(backend, qvec, ["x"], allowed=np.zeros(len(chunks), dtype=bool)) == []
+
+
+def test_bm25s_agrees_with_rank_bm25_reference(assistant):
+    """bm25s (the engine) against rank-bm25 (the reference implementation) on the corpus."""
+    from rank_bm25 import BM25Okapi
+
+    from qa.analysis import analyse
+    from qa.chunking import indexed_text
+
+    chunks = assistant.index.chunks
+    corpus = [analyse(indexed_text(c), c.lang) or [""] for c in chunks]
+    reference = BM25Okapi(corpus, k1=1.5, b=0.75)
+    backend = LocalBackend(assistant.index)
+    for q in ["drones Bayraktar Turquie", "neutralité militaire Serbie", "Partenariat pour la paix 2006",
+              "facilité européenne pour la paix", "stratégie française Balkans occidentaux"]:
+        tokens = analyse(q, "fr")
+        ours = [row for row, _ in backend.lexical(tokens, 3, None)]
+        theirs = list(np.argsort(-reference.get_scores(tokens), kind="stable")[:3])
+        assert ours[0] == theirs[0], q
+        assert len(set(ours) & set(theirs)) >= 2, q
