@@ -107,8 +107,8 @@ class Assistant:
                 f"rebuild with `qa index --rebuild --model {encoder.id}` or use the index's encoder"
             )
         self.backend = backend or LocalBackend(index)
-        self._langs = np.array([c.lang for c in index.chunks])
-        self._docs = np.array([c.doc_id for c in index.chunks])
+        self._langs = index.langs
+        self._docs = index.doc_ids
         self._terms_cache: dict[int, list[set[str]]] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
@@ -155,7 +155,7 @@ class Assistant:
             raise InputError(f"unknown document {doc!r}; indexed documents: {', '.join(sorted(self.documents))}")
         allowed = None
         if lang is not None or doc is not None:
-            allowed = np.ones(len(self.index.chunks), dtype=bool)
+            allowed = np.ones(len(self.index.rows), dtype=bool)
             if lang is not None:
                 allowed &= self._langs == lang
             if doc is not None:

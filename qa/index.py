@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +39,7 @@ from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, IndexNotFoundError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
 # Bump when cleaning, chunking or what is indexed changes: an older index then rebuilds.
 PIPELINE_VERSION = 2
@@ -55,6 +55,42 @@ def _rebuild_hint(path: Path) -> str:
     return f"run `qa index --rebuild --index {path}`"
 
 
+# Exact search below this many chunks; an IVF index (inverted lists, probed at query time)
+# above it. See docs/benchmarks.md for the figures behind the numbers.
+IVF_THRESHOLD = 50_000
+IVF_NPROBE = 32
+
+ROW_DTYPE = np.dtype([("faiss_id", "<i8"), ("lang", "u1"), ("doc", "<i4"), ("n_sent", "<i4")])
+
+
+class ChunkStore(Sequence[Chunk]):
+    """The chunks of an index, read on demand from ``chunks.jsonl`` (memory-mapped, one
+    byte offset per row), so that a large index holds no Python object per chunk."""
+
+    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+        import mmap
+
+        self._offsets = offsets
+        self._file = open(path, "rb")
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if len(offsets) > 1 else b""
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, row):  # type: ignore[override]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        return Chunk.from_dict(json.loads(self._map[self._offsets[row] : self._offsets[row + 1]]))
+
+    def __iter__(self):  # type: ignore[override]
+        for row in range(len(self)):
+            yield self[row]
+
+
 @dataclass
 class Index:
     """A loaded index version.
@@ -67,27 +103,41 @@ class Index:
 
     path: Path
     manifest: dict
-    chunks: list[Chunk]
-    dense: object  # faiss.IndexIDMap2
+    chunks: ChunkStore
+    rows: np.ndarray  # ROW_DTYPE, one per chunk
+    dense: object  # faiss.IndexIDMap2 over a flat or IVF index
     bm25: object  # bm25s.BM25
-    sentence_vectors: np.ndarray
+    vectors: np.ndarray  # chunk vectors, float16, memory-mapped
+    sentence_vectors: np.ndarray  # float16, memory-mapped
     sentence_offsets: np.ndarray = field(init=False)
-    row_of_faiss_id: dict[int, int] = field(init=False)
+    langs: np.ndarray = field(init=False)
+    doc_ids: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        counts = np.fromiter((len(c.sentences) for c in self.chunks), dtype=np.int64, count=len(self.chunks))
-        self.sentence_offsets = np.concatenate([[0], np.cumsum(counts)])
-        self.row_of_faiss_id = {faiss_id(c.id): i for i, c in enumerate(self.chunks)}
+        self.sentence_offsets = np.concatenate([[0], np.cumsum(self.rows["n_sent"], dtype=np.int64)])
+        self.langs = np.asarray(self.manifest["rows"]["langs"] or [""])[self.rows["lang"]]
+        self.doc_ids = np.asarray(self.manifest["rows"]["docs"] or [""])[self.rows["doc"]]
+        self._id_order = np.argsort(self.rows["faiss_id"], kind="stable")
+        self._sorted_ids = self.rows["faiss_id"][self._id_order]
 
     @property
     def encoder_id(self) -> str:
         return self.manifest["encoder"]["id"]
 
-    def chunk_vectors(self) -> np.ndarray:
-        import faiss
+    @property
+    def nprobe(self) -> int | None:
+        return self.manifest["dense"].get("nprobe")
 
-        inner = faiss.downcast_index(self.dense.index)
-        return inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, self.dense.d), np.float32)
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of FAISS ids (-1 where absent)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos = np.minimum(pos, max(len(self._sorted_ids) - 1, 0))
+        found = (len(self._sorted_ids) > 0) & (self._sorted_ids[pos] == ids) if len(self._sorted_ids) else np.zeros(len(ids), bool)
+        return np.where(found, self._id_order[pos] if len(self._sorted_ids) else -1, -1)
+
+    def chunk_vectors(self) -> np.ndarray:
+        return np.asarray(self.vectors, dtype=np.float32)
 
     def sentence_rows(self, row: int) -> np.ndarray:
         return np.asarray(self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]], dtype=np.float32)
@@ -115,30 +165,43 @@ class Index:
                 f"index format {version} at {root} is not the format {FORMAT_VERSION} this qa reads; {_rebuild_hint(root)}"
             )
         try:
-            with open(vdir / "chunks.jsonl", encoding="utf-8") as fh:
-                chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
+            offsets = np.load(vdir / "chunks.offsets.npy", allow_pickle=False)
+            rows = np.load(vdir / "rows.npy", allow_pickle=False)
+            chunks = ChunkStore(vdir / "chunks.jsonl", offsets)
             dense = faiss.read_index(str(vdir / "dense.faiss"))
             bm25 = bm25s.BM25.load(str(vdir / "bm25"), load_vocab=True, show_progress=False)
+            vectors = np.load(vdir / "vectors.npy", mmap_mode="r", allow_pickle=False)
             sentences = np.load(vdir / "sentences.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
             raise IndexMismatchError(f"index files damaged in {vdir} ({type(exc).__name__}: {exc}); {_rebuild_hint(root)}") from exc
         n = len(chunks)
         problems = []
-        if n != manifest["counts"]["chunks"]:
-            problems.append(f"chunks.jsonl has {n} rows, the manifest says {manifest['counts']['chunks']}")
-        if dense.ntotal != n:
-            problems.append(f"dense.faiss has {dense.ntotal} vectors for {n} chunks")
-        elif n and not np.array_equal(faiss.vector_to_array(dense.id_map), np.array([faiss_id(c.id) for c in chunks], dtype=np.int64)):
+        if n != manifest["counts"]["chunks"] or len(rows) != n or offsets[-1] != (vdir / "chunks.jsonl").stat().st_size:
+            problems.append(f"chunks.jsonl has {n} rows (rows.npy {len(rows)}), the manifest says {manifest['counts']['chunks']}")
+        if dense.ntotal != n or len(vectors) != n:
+            problems.append(f"dense.faiss has {dense.ntotal} vectors and vectors.npy {len(vectors)} for {n} chunks")
+        elif n and not np.array_equal(faiss.vector_to_array(dense.id_map), rows["faiss_id"]):
+            problems.append("dense.faiss rows are not in chunks.jsonl order")
+        elif n and not _ends_match(chunks, rows):
             problems.append("dense.faiss rows are not in chunks.jsonl order")
         if dense.d != manifest["encoder"]["dim"]:
             problems.append(f"dense.faiss has dimension {dense.d}, the encoder {manifest['encoder']['dim']}")
         if int(bm25.scores["num_docs"]) != n:
             problems.append(f"bm25 has {bm25.scores['num_docs']} documents for {n} chunks")
-        if sentences.shape[0] != sum(len(c.sentences) for c in chunks):
+        if sentences.shape[0] != int(rows["n_sent"].sum()):
             problems.append("sentences.npy rows do not match the chunks' sentences")
         if problems:
             raise IndexMismatchError(f"index at {root} is inconsistent: {'; '.join(problems)}; {_rebuild_hint(root)}")
-        return cls(path=vdir, manifest=manifest, chunks=chunks, dense=dense, bm25=bm25, sentence_vectors=sentences)
+        return cls(path=vdir, manifest=manifest, chunks=chunks, rows=rows, dense=dense, bm25=bm25,
+                   vectors=vectors, sentence_vectors=sentences)
+
+
+def _ends_match(chunks: ChunkStore, rows: np.ndarray) -> bool:
+    """The first and last lines of chunks.jsonl are the chunks rows.npy names."""
+    try:
+        return all(faiss_id(chunks[i].id) == rows["faiss_id"][i] for i in (0, len(rows) - 1))
+    except (ValueError, KeyError):  # offsets that no longer fall on line boundaries
+        return False
 
 
 def resolve_version(root: Path) -> Path:
@@ -238,8 +301,8 @@ def build_index(
     # Chunks: reuse those of unchanged documents, cut the others.
     old_by_doc: dict[str, list[int]] = {}
     if previous is not None:
-        for row, chunk in enumerate(previous.chunks):
-            old_by_doc.setdefault(chunk.doc_id, []).append(row)
+        for row, doc_id in enumerate(previous.doc_ids.tolist()):
+            old_by_doc.setdefault(doc_id, []).append(row)
     chunks: list[Chunk] = []
     doc_counts: dict[str, int] = {}
     iterator = _progress(documents, "chunking", progress)
@@ -258,11 +321,11 @@ def build_index(
     sent_vectors = np.zeros((n_sent, dim), dtype=np.float16)
     offsets = np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
     todo: list[int] = []
-    old_vectors = previous.chunk_vectors() if previous is not None else None
-    for row, chunk in enumerate(chunks):
-        old_row = previous.row_of_faiss_id.get(faiss_id(chunk.id)) if previous is not None else None
-        if old_row is not None and previous.chunks[old_row].id == chunk.id:
-            vectors[row] = old_vectors[old_row]
+    old_rows = previous.rows_of(np.array([faiss_id(c.id) for c in chunks], dtype=np.int64)) if previous is not None else None
+    for row in range(len(chunks)):
+        old_row = int(old_rows[row]) if old_rows is not None else -1
+        if old_row >= 0:  # same 60-bit content hash: the same chunk
+            vectors[row] = previous.vectors[old_row]
             sent_vectors[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old_row)
         else:
             todo.append(row)
@@ -328,12 +391,25 @@ def write_version(
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
-        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            for chunk in chunks:
-                fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
-        dense = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-        if len(chunks):
-            dense.add_with_ids(vectors, np.array([faiss_id(c.id) for c in chunks], dtype=np.int64))
+        n = len(chunks)
+        langs = sorted({c.lang for c in chunks})
+        docs = list(dict.fromkeys(c.doc_id for c in chunks))
+        lang_code = {lang: i for i, lang in enumerate(langs)}
+        doc_code = {d: i for i, d in enumerate(docs)}
+        rows = np.zeros(n, dtype=ROW_DTYPE)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        with open(tmp / "chunks.jsonl", "wb") as fh:
+            for i, chunk in enumerate(chunks):
+                line = (json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
+                fh.write(line)
+                offsets[i + 1] = offsets[i] + len(line)
+                rows[i] = (faiss_id(chunk.id), lang_code[chunk.lang], doc_code[chunk.doc_id], len(chunk.sentences))
+        np.save(tmp / "chunks.offsets.npy", offsets, allow_pickle=False)
+        np.save(tmp / "rows.npy", rows, allow_pickle=False)
+        manifest["rows"] = {"langs": langs, "docs": docs}
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+        dense, manifest["dense"] = _dense_index(vectors, rows["faiss_id"])
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
         bm25 = bm25s.BM25()
@@ -351,6 +427,28 @@ def write_version(
     os.replace(pointer, index_dir / "CURRENT")
     _prune(index_dir, keep=name)
     return final
+
+
+def _dense_index(vectors: np.ndarray, ids: np.ndarray):  # type: ignore[no-untyped-def]
+    """Exact inner-product search below IVF_THRESHOLD chunks, IVF above it."""
+    import faiss
+
+    n, dim = vectors.shape
+    if n < IVF_THRESHOLD:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        info = {"type": "flat"}
+    else:
+        nlist = int(4 * np.sqrt(n))
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, size=min(n, nlist * 50), replace=False)]
+        ivf.train(sample)
+        ivf.nprobe = IVF_NPROBE
+        index = faiss.IndexIDMap2(ivf)
+        info = {"type": "ivf-flat", "nlist": nlist, "nprobe": IVF_NPROBE, "threshold": IVF_THRESHOLD}
+    if n:
+        index.add_with_ids(vectors, ids)
+    return index, info
 
 
 def _fsync_tree(path: Path) -> None:

@@ -58,22 +58,28 @@ class LocalBackend:
 
     def __init__(self, index: Index) -> None:
         self.index = index
-        self._faiss_ids = np.array([int(c.id[:15], 16) for c in index.chunks], dtype=np.int64)
+        self._faiss_ids = index.rows["faiss_id"]
 
     def dense(self, query_vector: np.ndarray, depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         import faiss
 
-        n = len(self.index.chunks)
+        n = len(self.index.rows)
         if n == 0 or depth <= 0:
             return []
-        params = None
+        selector = None
         if allowed is not None:
             if not allowed.any():
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(self._faiss_ids[allowed]))
+            selector = faiss.IDSelectorBatch(self._faiss_ids[allowed])
+        nprobe = self.index.nprobe
+        if nprobe:
+            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector) if selector else faiss.SearchParametersIVF(nprobe=nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector else None
         scores, ids = self.index.dense.search(query_vector.reshape(1, -1).astype(np.float32), min(depth, n), params=params)
-        rows = self.index.row_of_faiss_id
-        return [(rows[int(i)], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        keep = ids[0] >= 0
+        rows = self.index.rows_of(ids[0][keep])
+        return [(int(r), float(s)) for r, s in zip(rows, scores[0][keep]) if r >= 0]
 
     def lexical(self, tokens: list[str], depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         if not tokens or depth <= 0:
