@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="ask questions in a terminal loop")
     _query_options(p)
 
+    sub.add_parser("bench", help="benchmarks at growing corpus sizes (see `qa bench --help`)", add_help=False)
+
     p = sub.add_parser("eval", help="score an eval set of expected citations")
     p.add_argument("file", help="eval set (JSONL)")
     p.add_argument("--index", default="index", help="index directory (default: index)")
@@ -85,6 +87,11 @@ def _query_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -71,11 +71,7 @@ class LocalBackend:
             if not allowed.any():
                 return []
             selector = faiss.IDSelectorBatch(self._faiss_ids[allowed])
-        nprobe = self.index.nprobe
-        if nprobe:
-            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector) if selector else faiss.SearchParametersIVF(nprobe=nprobe)
-        else:
-            params = faiss.SearchParameters(sel=selector) if selector else None
+        params = self.index.search_params(selector)
         scores, ids = self.index.dense.search(query_vector.reshape(1, -1).astype(np.float32), min(depth, n), params=params)
         keep = ids[0] >= 0
         rows = self.index.rows_of(ids[0][keep])

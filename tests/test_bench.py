@@ -1,0 +1,42 @@
+"""A smoke run of the benchmark (the full run is `qa bench --sizes seed,10k,100k,1m`)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qa.bench import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_smoke_writes_table_plot_and_recall(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    work = tmp_path / "work"
+    assert main(["--sizes", "seed,2k", "--ann-threshold", "1000", "--queries", "10", "--work", str(work), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| seed | 187 | flat |" in text and "| 2k | 2,000 | hnsw" in text
+    assert "Cold start of one `qa ask` process" in text and "Incremental add of one document" in text
+    assert "recall@10 vs exact" in text and "bm25s against rank-bm25" in text
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    results = json.loads((work / "results.json").read_text())
+    recall = results["sizes"]["2k"]["recall"]
+    assert recall["512"]["recall@10"] >= recall["32"]["recall@10"]
+
+
+def test_hnsw_index_answers_with_filters(tmp_path):
+    """Above the threshold the index is HNSW; filters and citations work the same."""
+    from qa.bench import worker_build_synthetic
+    from qa.answer import Assistant
+    from qa.index import Index
+
+    info = worker_build_synthetic(1500, str(tmp_path / "idx"), ann_threshold=1000)
+    assert info["dense"]["type"] == "hnsw"
+    index = Index.load(tmp_path / "idx")
+    assistant = Assistant(index)
+    answer = assistant.ask("Qu'est-ce que la médiation familiale ?", k=5)
+    ranked = answer.citations or answer.related
+    assert ranked and all(c.text == index.chunks[int(np.flatnonzero(index.rows["faiss_id"] == int(c.chunk_id[:15], 16))[0])].text for c in ranked)
+    doc = ranked[0].doc_id
+    filtered = assistant.ask("médiation familiale", k=5, doc=doc, mode="dense")
+    assert all(c.doc_id == doc for c in filtered.citations + filtered.related)
