@@ -48,12 +48,17 @@ def _card(c, publisher: str) -> str:
     head = " · ".join(x for x in (html.escape(c.title), html.escape(publisher), c.language.upper(), where) if x)
     i = c.text.find(c.evidence.text)
     if i >= 0:
-        body = (html.escape(c.text[:i]) + f'<mark class="qa-evidence">{html.escape(c.evidence.text)}</mark>'
-                + html.escape(c.text[i + len(c.evidence.text):]))
+        body = (
+            html.escape(c.text[:i])
+            + f'<mark class="qa-evidence">{html.escape(c.evidence.text)}</mark>'
+            + html.escape(c.text[i + len(c.evidence.text) :])
+        )
     else:
         body = html.escape(c.text)
-    return (f'<div class="qa-card" data-rank="{c.rank}"><div class="qa-head">[{c.rank}] {head}{note} · '
-            f'chars {c.start}–{c.end} · score {c.score:.2f}</div><div class="qa-passage">{body}</div></div>')
+    return (
+        f'<div class="qa-card" data-rank="{c.rank}"><div class="qa-head">[{c.rank}] {head}{note} · '
+        f'chars {c.start}–{c.end} · score {c.score:.2f}</div><div class="qa-passage">{body}</div></div>'
+    )
 
 
 def render_answer(answer, library: Library) -> str:
@@ -102,8 +107,10 @@ def build_app(library: Library) -> gr.Blocks:
         return ["any", *sorted(library.documents())]
 
     def doc_table() -> list[list[str]]:
-        return [[d, m["title"], m.get("publisher", ""), m["language"], m.get("date", ""), str(m["chunks"])]
-                for d, m in sorted(library.documents().items())]
+        return [
+            [d, m["title"], m.get("publisher", ""), m["language"], m.get("date", ""), str(m["chunks"])]
+            for d, m in sorted(library.documents().items())
+        ]
 
     def ask_json(question: str, k: int = 5, mode: str = "hybrid", lang: str = "", doc: str = "") -> dict:
         """Answer a question; the result has the schema of `qa ask --json`."""
@@ -116,14 +123,20 @@ def build_app(library: Library) -> gr.Blocks:
     def respond(question, history, k, mode, lang, doc):
         history = list(history or [])
         try:
-            answer = library.ask(question, k=int(k), mode=mode, lang=None if lang == "any" else lang,
-                                 doc=None if doc == "any" else doc)
+            answer = library.ask(question, k=int(k), mode=mode, lang=None if lang == "any" else lang, doc=None if doc == "any" else doc)
         except QAError as exc:
             raise gr.Error(str(exc)) from exc
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": render_answer(answer, library)}]
         shown = answer.citations or answer.related
-        cites = [{"doc_id": c.doc_id, "spans": c.spans, "evidence": [c.evidence.start, c.evidence.end],
-                  "label": f"[{c.rank}] {c.title}" + (f" — p. {c.page}" if c.page else "")} for c in shown]
+        cites = [
+            {
+                "doc_id": c.doc_id,
+                "spans": c.spans,
+                "evidence": [c.evidence.start, c.evidence.end],
+                "label": f"[{c.rank}] {c.title}" + (f" — p. {c.page}" if c.page else ""),
+            }
+            for c in shown
+        ]
         choices = [(c["label"], str(i)) for i, c in enumerate(cites)]
         return history, "", cites, gr.update(choices=choices, value=None), f"{answer.timings_ms.get('total', 0):.0f} ms"
 
@@ -131,7 +144,10 @@ def build_app(library: Library) -> gr.Blocks:
         if choice is None or not cites:
             return '<div id="qa-viewer">Ask a question, then pick a citation to see it in its document.</div>'
         c = cites[int(choice)]
-        return render_document(library.raw_text(c["doc_id"]), c["spans"], tuple(c["evidence"]))
+        try:
+            return render_document(library.raw_text(c["doc_id"]), c["spans"], tuple(c["evidence"]))
+        except (QAError, OSError):
+            return '<div id="qa-viewer">This document changed or was removed since the answer: ask again.</div>'
 
     def upload(file, progress=gr.Progress()):
         if file is None:
@@ -154,17 +170,26 @@ def build_app(library: Library) -> gr.Blocks:
             return f"Refused: {exc}"
 
     def remove_clicked(doc_id):
-        return remove_document(doc_id), doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()), value=None)
+        return (
+            remove_document(doc_id),
+            doc_table(),
+            gr.update(choices=doc_choices()),
+            gr.update(choices=sorted(library.documents()), value=None),
+        )
 
     with gr.Blocks(title="qa — cited answers") as demo:
-        gr.Markdown("## qa — cited answers from your documents\nAsk in French or English. Each answer cites the passages it comes from; the highlighted sentence is the evidence.")
+        gr.Markdown(
+            "## qa — cited answers from your documents\nAsk in French or English. Each answer cites the passages it comes from; the highlighted sentence is the evidence."
+        )
         cites_state = gr.State([])
         with gr.Tab("Ask"):
             with gr.Row():
                 with gr.Column(scale=3):
                     chat = gr.Chatbot(label="Answers", height=560, sanitize_html=False, elem_id="qa-chat")
                     with gr.Row():
-                        question = gr.Textbox(placeholder="Votre question / your question", show_label=False, scale=5, elem_id="qa-question")
+                        question = gr.Textbox(
+                            placeholder="Votre question / your question", show_label=False, scale=5, elem_id="qa-question"
+                        )
                         send = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                     gr.Examples(EXAMPLES, inputs=question)
                     timing = gr.Markdown("", elem_id="qa-timing")
@@ -177,10 +202,17 @@ def build_app(library: Library) -> gr.Blocks:
                     pick = gr.Dropdown([], label="Show a citation in its document", elem_id="qa-pick")
                     viewer = gr.HTML(show_citation(None, []), elem_id="qa-viewer-box")
         with gr.Tab("Documents"):
-            table = gr.Dataframe(doc_table(), headers=["id", "title", "publisher", "language", "date", "chunks"],
-                                 interactive=False, label="Indexed documents")
-            upload_box = gr.File(label=f"Add a document (.txt .md .html .pdf, up to {library.max_upload_mb:g} MB)",
-                                 file_types=[".txt", ".md", ".html", ".htm", ".pdf"], type="filepath")
+            table = gr.Dataframe(
+                doc_table(),
+                headers=["id", "title", "publisher", "language", "date", "chunks"],
+                interactive=False,
+                label="Indexed documents",
+            )
+            upload_box = gr.File(
+                label=f"Add a document (.txt .md .html .pdf, up to {library.max_upload_mb:g} MB)",
+                file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                type="filepath",
+            )
             to_remove = gr.Dropdown(sorted(library.documents()), label="Remove a document")
             remove_btn = gr.Button("Remove")
             status = gr.Markdown("", elem_id="qa-doc-status")
@@ -220,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(library)
     print(f"qa UI on http://{args.host}:{args.port}", flush=True)
     demo.queue(default_concurrency_limit=8).launch(
-        server_name=args.host, server_port=args.port, auth=auth, show_error=True, css=CSS, quiet=True,
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        show_error=True,
+        css=CSS,
+        quiet=True,
     )
     return 0
 

@@ -9,7 +9,22 @@ from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputEr
 from .index import BuildReport, Index, build_index  # noqa: E402
 
 __all__ = [
-    "Answer", "Assistant", "BuildReport", "Chunk", "ChunkingConfig", "Citation", "Config",
-    "CorpusError", "Evidence", "Index", "IndexMismatchError", "IndexNotFoundError",
-    "InputError", "QAError", "RetrievalConfig", "build_index", "load_config", "__version__",
+    "Answer",
+    "Assistant",
+    "BuildReport",
+    "Chunk",
+    "ChunkingConfig",
+    "Citation",
+    "Config",
+    "CorpusError",
+    "Evidence",
+    "Index",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "InputError",
+    "QAError",
+    "RetrievalConfig",
+    "build_index",
+    "load_config",
+    "__version__",
 ]

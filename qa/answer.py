@@ -68,7 +68,7 @@ class Answer:
 
 def validate_question(question: object) -> str:
     if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty: ask something, e.g. qa ask \"Quel pays a acheté des drones Bayraktar ?\"")
+        raise InputError('the question is empty: ask something, e.g. qa ask "Quel pays a acheté des drones Bayraktar ?"')
     if len(question) > MAX_QUESTION_CHARS:
         raise InputError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it")
     return question.strip()
@@ -103,8 +103,8 @@ class Assistant:
         self._encoder = encoder
         if encoder is not None and encoder.id != index.encoder_id:
             raise IndexMismatchError(
-                f"the index was built with encoder {index.encoder_id}, not {encoder.id}: "
-                f"rebuild with `qa index --rebuild --model {encoder.id}` or use the index's encoder"
+                f"the index was built with encoder {index.encoder_id}, not {encoder.id}: rebuild it with this encoder "
+                "(`qa index --rebuild --model NAME_OR_PATH`) or open it without passing an encoder"
             )
         self.backend = backend or LocalBackend(index)
         self._langs = index.langs
@@ -121,7 +121,10 @@ class Assistant:
         if self._encoder is None:
             self._encoder = load_encoder(self.index.manifest["encoder"]["name"])
             if self._encoder.id != self.index.encoder_id:
-                raise IndexMismatchError(f"encoder {self._encoder.id} does not match the index's {self.index.encoder_id}")
+                raise IndexMismatchError(
+                    f"encoder {self._encoder.id} does not match the index's {self.index.encoder_id}: "
+                    f"run `qa index --rebuild --index {self.index.path.parent.parent}`"
+                )
         return self._encoder
 
     @property
@@ -168,12 +171,18 @@ class Assistant:
         timings["embed"] = (time.perf_counter() - t) * 1000
         tokens = _query_tokens(question, q_lang)
         hits = retrieve(
-            self.backend, qvec if mode != "bm25" else None, tokens, mode=mode, depth=max(cfg.depth, k),
-            rrf_k=cfg.rrf_k, weights={"dense": cfg.dense_weight, "bm25": cfg.bm25_weight},
-            allowed=allowed, timings=timings,
+            self.backend,
+            qvec if mode != "bm25" else None,
+            tokens,
+            mode=mode,
+            depth=max(cfg.depth, k),
+            rrf_k=cfg.rrf_k,
+            weights={"dense": cfg.dense_weight, "bm25": cfg.bm25_weight},
+            allowed=allowed,
+            timings=timings,
         )
         t = time.perf_counter()
-        citations = self._cite(question, qvec, hits, k)
+        citations = self._cite(question, qvec, hits, k, fused=mode == "hybrid")
         support = max((c.score for c in citations), default=0.0)
         abstained = support < cfg.abstain_threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
@@ -181,18 +190,27 @@ class Assistant:
         timings = {name: round(ms, 3) for name, ms in timings.items()}
         if abstained:
             return Answer(question, q_lang, True, "", [], timings, related=citations, support=round(support, 4))
-        return Answer(question, q_lang, False, citations[0].evidence.text if citations else "", citations, timings, support=round(support, 4))
+        return Answer(
+            question, q_lang, False, citations[0].evidence.text if citations else "", citations, timings, support=round(support, 4)
+        )
 
     def ask_many(self, questions: Iterable[str], **options: object) -> list[Answer]:
         return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
 
-    def _cite(self, question: str, qvec: np.ndarray, hits: list[Hit], k: int) -> list[Citation]:
+    def _cite(self, question: str, qvec: np.ndarray, hits: list[Hit], k: int, fused: bool = True) -> list[Citation]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
             return []
-        top_fused = pool[0].score or 1.0
+        # Retrieval scores on a 0..1 scale: RRF scores over the best one; for a single
+        # retriever (raw cosines or BM25 scores, possibly negative), min-max over the pool.
+        raw = np.array([h.score for h in pool], dtype=np.float64)
+        if fused:
+            rank_scores = raw / (raw[0] or 1.0)
+        else:
+            spread = raw.max() - raw.min()
+            rank_scores = (raw - raw.min()) / spread if spread > 0 else np.ones_like(raw)
         scored = []
         token_cache: dict[str, set[str]] = {}
         for position, hit in enumerate(pool):
@@ -201,7 +219,9 @@ class Assistant:
             vectors = self.index.sentence_rows(hit.row)
             cosines = vectors @ qvec if len(vectors) else np.zeros(0)
             best_j, best_support = 0, -1.0
-            candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading] or range(len(chunk.sentences))
+            candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
+            if not candidates:
+                continue  # headings only: nothing in it can be evidence
             terms = self._sentence_terms(hit.row)
             for j in candidates:
                 words = terms[j]
@@ -209,19 +229,18 @@ class Assistant:
                 support = float(cosines[j]) + cfg.coverage_weight * coverage
                 if support > best_support:
                     best_j, best_support = j, support
-            rank_score = hit.score / top_fused
+            rank_score = float(rank_scores[position])
             # Between overlapping passages with the same best sentence, prefer the one that
             # also holds the sentence before it (the context "Le pays..." refers to).
-            context = 0.02 if best_j > 0 else 0.0
+            adjust = 0.02 if best_j > 0 else 0.0
             if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
-                context -= cfg.reference_penalty
-            final = best_support + cfg.fusion_weight * rank_score + context if cfg.rerank else -position
-            scored.append((final, best_support, position, hit, best_j))
+                adjust -= cfg.reference_penalty
+            final = best_support + cfg.fusion_weight * rank_score + adjust if cfg.rerank else -position
+            scored.append((final, best_support, position, chunk, best_j))
         scored.sort(key=lambda item: (-item[0], item[2]))
         citations: list[Citation] = []
         seen_evidence: set[tuple[str, int]] = set()
-        for _, support, _, hit, j in scored:
-            chunk = self.index.chunks[hit.row]
+        for _, support, _, chunk, j in scored:
             sentence = chunk.sentences[j]
             key = (chunk.doc_id, sentence.raw_start)
             if key in seen_evidence:

@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +114,22 @@ def worker_build_synthetic(n: int, out: str, ann_threshold: int) -> dict:
         doc_id = f"synth-{i // 20:06d}"
         lang = max(set(langs[j] for j in pick), key=[langs[j] for j in pick].count)
         cid = hashlib.sha256(f"{doc_id}\x00{i}\x00{text}".encode()).hexdigest()[:16]
-        chunks.append(Chunk(cid, doc_id, f"Synthetic document {i // 20}", lang, "body", text, 0, len(text),
-                            ((0, len(text)),), None, None, tuple(sentences)))
+        chunks.append(
+            Chunk(
+                cid,
+                doc_id,
+                f"Synthetic document {i // 20}",
+                lang,
+                "body",
+                text,
+                0,
+                len(text),
+                ((0, len(text)),),
+                None,
+                None,
+                tuple(sentences),
+            )
+        )
         noisy = base[pick] + rng.normal(0, NOISE, size=(len(pick), dim)).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         sent_vectors[row : row + len(pick)] = noisy.astype(np.float16)
@@ -125,19 +139,32 @@ def worker_build_synthetic(n: int, out: str, ann_threshold: int) -> dict:
     t_synth = time.perf_counter() - t0
     qindex.ANN_THRESHOLD = ann_threshold
     manifest = {
-        "format_version": qindex.FORMAT_VERSION, "package_version": "bench", "created": datetime.now(timezone.utc).isoformat(),
+        "format_version": qindex.FORMAT_VERSION,
+        "package_version": "bench",
+        "created": datetime.now(UTC).isoformat(),
         "encoder": {"name": DEFAULT_MODEL, "id": encoder.id, "dim": dim},
-        "settings": {"synthetic": True}, "corpus": "synthetic",
-        "documents": {d: {"sha256": "", "path": "", "title": d, "language": "fr", "publisher": "", "date": "", "chunks": 0}
-                      for d in dict.fromkeys(c.doc_id for c in chunks)},
+        "settings": {"synthetic": True},
+        "corpus": "synthetic",
+        "documents": {
+            d: {"sha256": "", "path": "", "title": d, "language": "fr", "publisher": "", "date": "", "chunks": 0}
+            for d in dict.fromkeys(c.doc_id for c in chunks)
+        },
         "counts": {"documents": 0, "chunks": n, "sentences": n_sent},
     }
     t1 = time.perf_counter()
     path = qindex.write_version(Path(out), manifest, chunks, vectors, sent_vectors, context="none")
     t_write = time.perf_counter() - t1
-    return {"chunks": n, "base_sentences": len(texts), "embed_base_s": t_embed, "synth_s": t_synth,
-            "build_s": t_write, "chunks_per_s": n / t_write, "peak_rss_mb": _peak_mb(), "disk_mb": _dir_mb(path),
-            "dense": manifest["dense"]}
+    return {
+        "chunks": n,
+        "base_sentences": len(texts),
+        "embed_base_s": t_embed,
+        "synth_s": t_synth,
+        "build_s": t_write,
+        "chunks_per_s": n / t_write,
+        "peak_rss_mb": _peak_mb(),
+        "disk_mb": _dir_mb(path),
+        "dense": manifest["dense"],
+    }
 
 
 def worker_build_seed(out: str) -> dict:
@@ -146,8 +173,13 @@ def worker_build_seed(out: str) -> dict:
     t = time.perf_counter()
     report = build_index(ROOT / "corpus", out, rebuild=True, progress=False, log=lambda m: None)
     seconds = time.perf_counter() - t
-    return {"chunks": report.chunks, "build_s": seconds, "chunks_per_s": report.chunks / seconds,
-            "peak_rss_mb": _peak_mb(), "disk_mb": _dir_mb(report.path)}
+    return {
+        "chunks": report.chunks,
+        "build_s": seconds,
+        "chunks_per_s": report.chunks / seconds,
+        "peak_rss_mb": _peak_mb(),
+        "disk_mb": _dir_mb(report.path),
+    }
 
 
 def worker_query(index: str, n_queries: int) -> dict:
@@ -238,8 +270,11 @@ def worker_cold_start(index: str) -> dict:
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "qa.cli", "ask", "--index", index, "Quel pays a acheté des drones Bayraktar ?"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "qa.cli", "ask", "--index", index, "Quel pays a acheté des drones Bayraktar ?"],
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - t)
     return {"cold_start_s": statistics.median(times), "runs": times}
 
@@ -260,15 +295,23 @@ def worker_incremental(work: str) -> dict:
 
 
 WORKERS = {
-    "build_synthetic": worker_build_synthetic, "build_seed": worker_build_seed, "query": worker_query,
-    "recall": worker_recall, "bm25_compare": worker_bm25_compare, "cold_start": worker_cold_start,
+    "build_synthetic": worker_build_synthetic,
+    "build_seed": worker_build_seed,
+    "query": worker_query,
+    "recall": worker_recall,
+    "bm25_compare": worker_bm25_compare,
+    "cold_start": worker_cold_start,
     "incremental": worker_incremental,
 }
 
 
 def _run(worker: str, **kwargs: object) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "qa.bench", "--worker", worker, json.dumps(kwargs)],
-                          capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa.bench", "--worker", worker, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {worker} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -280,7 +323,7 @@ def _run(worker: str, **kwargs: object) -> dict:
 
 def run(sizes: list[str], out: Path, work: Path, n_queries: int, ann_threshold: int, log=print) -> dict:  # type: ignore[no-untyped-def]
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"sizes": {}, "machine": _machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    results: dict = {"sizes": {}, "machine": _machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
     for size in sizes:
         if size not in SIZES:
             raise SystemExit(f"unknown size {size!r}; known: {', '.join(SIZES)}")
@@ -327,10 +370,13 @@ def write_report(results: dict, out: Path) -> None:
     sizes = results["sizes"]
     m = results["machine"]
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         f"Run {results['date']} on {m['cores']} cores ({m['cpu']}), Python {m['python']}, by `python -m qa.bench --sizes {','.join(sizes)}`.",
         "Sizes past `seed` are synthetic (real sentences recombined, vectors synthesised from real embeddings; see `qa/bench.py`).",
-        "", "![latency and memory against corpus size](benchmarks.png)", "",
+        "",
+        "![latency and memory against corpus size](benchmarks.png)",
+        "",
         "| size | chunks | dense index | build s | chunks/s | peak RSS build MB | disk MB | RSS loaded MB | hybrid p50 ms | hybrid p95 ms | bm25 p50 | dense p50 | embed p50 | bm25 stage p50 | dense stage p50 | answer stage p50 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -347,10 +393,14 @@ def write_report(results: dict, out: Path) -> None:
     lines.append("")
     seed = sizes.get("seed")
     if seed:
-        lines += ["## Bundled corpus", "",
-                  f"- Cold start of one `qa ask` process (median of 5): {seed['cold']['cold_start_s']:.2f} s.",
-                  f"- Full build with the real encoder: {seed['build']['build_s']:.1f} s ({seed['build']['chunks_per_s']:.0f} chunks/s, sentences included).",
-                  f"- Incremental add of one document: {seed['incremental']['add_one_document_s']:.2f} s ({seed['incremental']['embedded_chunks']} chunks embedded).", ""]
+        lines += [
+            "## Bundled corpus",
+            "",
+            f"- Cold start of one `qa ask` process (median of 5): {seed['cold']['cold_start_s']:.2f} s.",
+            f"- Full build with the real encoder: {seed['build']['build_s']:.1f} s ({seed['build']['chunks_per_s']:.0f} chunks/s, sentences included).",
+            f"- Incremental add of one document: {seed['incremental']['add_one_document_s']:.2f} s ({seed['incremental']['embedded_chunks']} chunks embedded).",
+            "",
+        ]
     for size, r in sizes.items():
         if "recall" in r:
             lines += [f"## Approximate dense search at {size}", "", "| efSearch | recall@10 vs exact | ms/query |", "|---|---|---|"]
@@ -360,9 +410,13 @@ def write_report(results: dict, out: Path) -> None:
             lines += ["", f"Exact search in numpy over the stored vectors: {r['recall']['exact_numpy_ms_per_query']:.1f} ms/query.", ""]
         if "bm25" in r:
             b = r["bm25"]
-            lines += [f"## BM25 at {size}: bm25s against rank-bm25 (same tokens, same process)", "",
-                      f"bm25s {b['bm25s_ms']:.2f} ms/query, rank-bm25 {b['rank_bm25_ms']:.1f} ms/query: ratio {b['ratio']:.0f}x "
-                      f"(rank-bm25 index build {b['rank_bm25_build_s']:.1f} s).", ""]
+            lines += [
+                f"## BM25 at {size}: bm25s against rank-bm25 (same tokens, same process)",
+                "",
+                f"bm25s {b['bm25s_ms']:.2f} ms/query, rank-bm25 {b['rank_bm25_ms']:.1f} ms/query: ratio {b['ratio']:.0f}x "
+                f"(rank-bm25 index build {b['rank_bm25_build_s']:.1f} s).",
+                "",
+            ]
     out.write_text("\n".join(lines), encoding="utf-8")
     _plot(results, out.with_suffix(".png"))
 
@@ -404,8 +458,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .index import ANN_THRESHOLD
 
-    run([s.strip() for s in args.sizes.split(",") if s.strip()], Path(args.out), Path(args.work), args.queries,
-        args.ann_threshold or ANN_THRESHOLD, log=lambda m: print(m, file=sys.stderr, flush=True))
+    unknown = [s for s in args.sizes.split(",") if s.strip() and s.strip() not in SIZES]
+    if unknown:
+        print(f"qa bench: error: unknown size(s) {', '.join(unknown)}; known: {', '.join(SIZES)}", file=sys.stderr)
+        return 2
+    run(
+        [s.strip() for s in args.sizes.split(",") if s.strip()],
+        Path(args.out),
+        Path(args.work),
+        args.queries,
+        args.ann_threshold or ANN_THRESHOLD,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BODY, NOTE = "body", "note"
-_TERMINAL = tuple(".!?:;…»\"”")
+_TERMINAL = tuple('.!?:;…»"”')
 _KEEP_CHARS = set("…’‘“”«»–—")  # NFKC would rewrite these; they are fine as they are.
 _SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 _INVISIBLE = "\u00ad\ufeff\u200b\u200c\u200d\u2060"
@@ -158,11 +158,7 @@ class _Line:
 
 
 def _split_lines(raw: str) -> list[_Line]:
-    lines, pos = [], 0
-    for m in re.finditer(r"[^\n]*\n|[^\n]+$", raw):
-        lines.append(_Line(m.start(), m.end(), m.group().rstrip("\n")))
-        pos = m.end()
-    return lines
+    return [_Line(m.start(), m.end(), m.group().rstrip("\n")) for m in re.finditer(r"[^\n]*\n|[^\n]+$", raw)]
 
 
 def _is_footer(text: str, markers: list[str]) -> int | None:
@@ -180,9 +176,7 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
     lines = _split_lines(raw)
     # Repeated furniture: the same short line (digits aside) on three or more pages.
     shapes = Counter(re.sub(r"\d+", "#", ln.text.strip()) for ln in lines if ln.text.strip())
-    candidates = sum(
-        1 for ln in lines if (m := _NOTE_START.match(ln.text)) and (m.group(2) or "A").isupper()
-    )
+    candidates = sum(1 for ln in lines if (m := _NOTE_START.match(ln.text)) and (m.group(2) or "A").isupper())
     has_notes = candidates >= 2
     page, last_note, state, after_footer = 1, 0, BODY, False
     page_first = 0
@@ -194,9 +188,7 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
             page = raw.count("\f", 0, ln.start + text.startswith("\f")) + 1
         footer_page = _is_footer(text, footer_markers)
         shape = re.sub(r"\d+", "#", stripped)
-        if footer_page is not None or (
-            paged and stripped and shapes[shape] >= 3 and "#" in shape and len(stripped) < 80
-        ):
+        if footer_page is not None or (paged and stripped and shapes[shape] >= 3 and "#" in shape and len(stripped) < 80):
             ln.kind, ln.page = "drop", page
             if footer_page is not None and not paged:
                 # The footer names the page it closes: renumber that page's lines.
@@ -208,9 +200,7 @@ def _structure(raw: str, footer_markers: list[str], paged: bool) -> list[_Line]:
             prev_blank = True
             continue
         if _URL_LINE.match(text) and (
-            after_footer
-            or (i + 1 < len(lines) and _URL_LINE.match(lines[i + 1].text))
-            or (i and lines[i - 1].kind == "drop")
+            after_footer or (i + 1 < len(lines) and _URL_LINE.match(lines[i + 1].text)) or (i and lines[i - 1].kind == "drop")
         ):
             ln.kind, ln.page = "drop", page
             continue
@@ -343,7 +333,7 @@ def _ocr_pass(raw: str, region: Region, edits: _EditSet, lexicon: Counter[str], 
         for m in _NOTE_CALL.finditer(text):
             edits.add(base + m.start(), base + m.end(), "")
     for m in _G_FOR_Q.finditer(text):
-        word = re.search(r"[^\W\d_]*$", text[: m.start()]).group() + re.match(r"[^\W\d_]*", text[m.start():]).group()
+        word = re.search(r"[^\W\d_]*$", text[: m.start()]).group() + re.match(r"[^\W\d_]*", text[m.start() :]).group()
         if word.lower().rstrip("s") not in _REAL_IGUE:
             s = base + m.start()
             edits.add(s, s + 1, "q")
@@ -403,13 +393,9 @@ def _whitespace_pass(
         elif wrapped and newlines == 1:
             # Wrapped text (PDF, OCR): one line break is a wrap unless a list item or a
             # heading starts, or a short line closed a sentence.
-            cont = not block_start and (
-                starts_lower or not before.endswith((".", "!", "?", "…")) or len(before) >= 0.6 * width
-            )
+            cont = not block_start and (starts_lower or not before.endswith((".", "!", "?", "…")) or len(before) >= 0.6 * width)
         else:
-            cont = open_line and not block_start and (
-                starts_lower or (newlines == 1 and len(before) >= 0.75 * width)
-            )
+            cont = open_line and not block_start and (starts_lower or (newlines == 1 and len(before) >= 0.75 * width))
         if cont:
             edits.add(s, e, " ")
         elif newlines >= 2:
@@ -437,8 +423,30 @@ def _markup_edits(raw: str, fmt: str, edits: _EditSet) -> None:
 
 
 _BLOCK_TAGS = {
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
-    "section", "article", "header", "footer", "blockquote", "pre", "dd", "dt", "title", "hr",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "dd",
+    "dt",
+    "title",
+    "hr",
 }
 _HTML_TOKEN = re.compile(
     r"(?P<drop><(?P<dropname>script|style|head|noscript)\b.*?</(?P=dropname)\s*>)"
@@ -539,7 +547,9 @@ def clean(
     if NOTE in doc.streams:
         stream = doc.streams[NOTE]
         starts = set(hard_breaks)
-        doc.note_starts = {i for i in range(len(stream.text)) if int(stream.raw_start[i]) in starts and (i == 0 or stream.text[i - 1] == "\n")}
+        doc.note_starts = {
+            i for i in range(len(stream.text)) if int(stream.raw_start[i]) in starts and (i == 0 or stream.text[i - 1] == "\n")
+        }
     return doc
 
 

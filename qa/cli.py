@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="the question (or use --input)")
     _query_options(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.add_argument("--input", help="JSONL file of {\"id\", \"question\"} lines")
+    p.add_argument("--input", help='JSONL file of {"id", "question"} lines')
     p.add_argument("--output", help="JSONL file for the answers (with --input)")
 
     p = sub.add_parser("chat", help="ask questions in a terminal loop")
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # the reader (e.g. `| head`) went away; nothing left to say
         return EXIT_OK
+    except OSError as exc:
+        print(f"qa: error: {exc.strerror or exc}: {exc.filename or ''} (check the path and its permissions)", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -128,8 +131,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     report = build_index(
-        args.corpus, args.index, model=args.model, chunking=config.chunking, rebuild=args.rebuild,
-        progress=not args.quiet and sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr),
+        args.corpus,
+        args.index,
+        model=args.model,
+        chunking=config.chunking,
+        rebuild=args.rebuild,
+        progress=not args.quiet and sys.stderr.isatty(),
+        log=lambda m: print(m, file=sys.stderr),
     )
     print(report.summary())
     return EXIT_OK
@@ -142,8 +150,9 @@ def _open_assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     config = load_config(args.config)
     if not index_exists(args.index):
         print(f"no index at {args.index}: building it from {args.corpus} first", file=sys.stderr)
-        report = build_index(args.corpus, args.index, chunking=config.chunking, progress=sys.stderr.isatty(),
-                             log=lambda m: print(m, file=sys.stderr))
+        report = build_index(
+            args.corpus, args.index, chunking=config.chunking, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr)
+        )
         print(report.summary(), file=sys.stderr)
     retrieval = config.retrieval
     if args.mode:
@@ -183,17 +192,17 @@ def _batch(args: argparse.Namespace) -> int:
     assistant = _open_assistant(args)
     failures = 0
     answered = 0
-    with open(path, encoding="utf-8") as fin, open(args.output, "w", encoding="utf-8") as fout:
-        for lineno, line in enumerate(fin, start=1):
-            if not line.strip():
+    with open(path, "rb") as fin, open(args.output, "w", encoding="utf-8") as fout:
+        for lineno, raw_line in enumerate(fin, start=1):
+            if not raw_line.strip():
                 continue
             try:
-                item = json.loads(line)
+                item = json.loads(raw_line.decode("utf-8"))
                 if not isinstance(item, dict) or "question" not in item:
                     raise ValueError('expected an object with "id" and "question"')
                 question = validate_question(item["question"])
                 answer = assistant.ask(question, k=args.k, lang=args.lang, doc=args.doc)
-            except (ValueError, QAError) as exc:  # JSONDecodeError is a ValueError
+            except (ValueError, QAError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 failures += 1
                 print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
                 continue

@@ -66,7 +66,7 @@ def corpus_files(corpus_dir: Path, metadata: dict | None = None) -> list[Path]:
     files = []
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir).as_posix()
-        if not path.is_file() or rel in excluded or any(p.startswith(".") for p in path.parts[len(corpus_dir.parts):]):
+        if not path.is_file() or rel in excluded or any(p.startswith(".") for p in path.parts[len(corpus_dir.parts) :]):
             continue
         files.append(path)
     return files
@@ -153,9 +153,7 @@ def load_corpus(
         except OSError as exc:
             warn(f"warning: skipping {path}: cannot read ({exc.strerror})")
     if not documents:
-        raise CorpusError(
-            f"no readable document in {corpus_dir}: add .txt, .md, .html or .pdf files, or pass --corpus DIR"
-        )
+        raise CorpusError(f"no readable document in {corpus_dir}: add .txt, .md, .html or .pdf files, or pass --corpus DIR")
     ids = [d.doc_id for d in documents]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

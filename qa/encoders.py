@@ -67,9 +67,7 @@ class USEEncoder:
             options.register_custom_ops_library(ortx.get_library_path())
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                str(self.model_path), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         return self._session
 
     def encode(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
@@ -113,9 +111,7 @@ class SentenceTransformerEncoder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise QAError(
-                "sentence-transformers is not installed: pip install 'qa[st]' (or sentence-transformers torch==2.13.0)"
-            ) from exc
+            raise QAError("sentence-transformers is not installed: pip install 'qa[st]' (or sentence-transformers torch==2.13.0)") from exc
         try:
             self._model = SentenceTransformer(self._source, device=device)
         except Exception as exc:  # hub, file or format errors from many libraries
@@ -130,7 +126,10 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
         return _normalise(vectors)

@@ -20,8 +20,21 @@ VARIANTS: dict[str, dict[str, object]] = {
     "hybrid-rrf": {"mode": "hybrid", "rerank": False},
     "hybrid": {"mode": "hybrid"},
 }
-MAIN_METRICS = ("hit@1", "hit@5", "hit@{k}", "mrr@{k}", "ndcg@{k}", "doc@1", "doc@5", "evidence@1",
-                "abstention_recall", "false_abstention", "median_passage_chars", "latency_p50_ms", "latency_p95_ms")
+MAIN_METRICS = (
+    "hit@1",
+    "hit@5",
+    "hit@{k}",
+    "mrr@{k}",
+    "ndcg@{k}",
+    "doc@1",
+    "doc@5",
+    "evidence@1",
+    "abstention_recall",
+    "false_abstention",
+    "median_passage_chars",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
 
 
 def _floors(specs: list[str], k: int) -> dict[str, float]:
@@ -63,6 +76,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     corpus = args.corpus or index.manifest.get("corpus", "corpus")
     questions = ev.load_eval_set(args.file, ev.corpus_texts(corpus))
     floors = _floors(args.fail_under, args.k)
+    known = {c.format(k=args.k) for c in MAIN_METRICS} | {f"hit@{args.k}", f"doc@{args.k}", "questions", "answerable", "unanswerable"}
+    unknown = sorted(set(floors) - known)
+    if unknown:
+        raise InputError(f"--fail-under: unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     doc_languages = {d: m["language"] for d, m in index.manifest["documents"].items()}
     base = config.retrieval if args.mode is None else replace(config.retrieval, mode=args.mode)
     first = Assistant(index, config=base)
@@ -84,7 +101,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(_table(list(figures.items()), columns, "variant"))
     slice_figures = ev.slices(main_results, args.k, doc_languages)
     print(f"\nSlices ({main_name}): question language → evidence language, and tags")
-    print(_table(list(slice_figures.items()), ["questions", "hit@1", "hit@5", f"mrr@{args.k}", "evidence@1", "abstention_recall", "false_abstention"], "slice"))
+    print(
+        _table(
+            list(slice_figures.items()),
+            ["questions", "hit@1", "hit@5", f"mrr@{args.k}", "evidence@1", "abstention_recall", "false_abstention"],
+            "slice",
+        )
+    )
     missed = ev.misses(main_results)
     if missed and args.misses > 0:
         print(f"\nMisses at rank 1 ({main_name}; {len(missed)}):")
@@ -100,8 +123,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cal = ev.calibrate(main_results, args.max_false_abstention)
         target = args.config or "qa.toml"
         ev.write_threshold(target, cal.threshold)
-        print(f"\nabstain_threshold = {cal.threshold} written to {target}: abstention recall {cal.abstention_recall:.3f}, "
-              f"false abstention {cal.false_abstention:.3f} on this set")
+        print(
+            f"\nabstain_threshold = {cal.threshold} written to {target}: abstention recall {cal.abstention_recall:.3f}, "
+            f"false abstention {cal.false_abstention:.3f} on this set"
+        )
     failed = []
     for name, floor in floors.items():
         value = figures[main_name].get(name)

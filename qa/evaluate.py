@@ -90,18 +90,18 @@ def load_eval_set(path: str | Path, documents: dict[str, str] | None = None) -> 
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: not valid JSON ({exc.msg})") from exc
             if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not item["question"].strip():
-                raise InputError(f"{where}: each line needs a non-empty \"question\"")
+                raise InputError(f'{where}: each line needs a non-empty "question"')
             qid = str(item.get("id", lineno))
             if qid in seen:
                 raise InputError(f"{where}: duplicate id {qid!r}")
             seen.add(qid)
             raw_expected = item.get("expected")
             if not isinstance(raw_expected, list):
-                raise InputError(f"{where}: \"expected\" must be a list ([] for a question the corpus cannot answer)")
+                raise InputError(f'{where}: "expected" must be a list ([] for a question the corpus cannot answer)')
             expected = []
             for alt in raw_expected:
                 if not isinstance(alt, dict) or not isinstance(alt.get("doc_id"), str):
-                    raise InputError(f"{where}: each expected entry needs a \"doc_id\"")
+                    raise InputError(f'{where}: each expected entry needs a "doc_id"')
                 quote = alt.get("quote")
                 if quote is not None and (not isinstance(quote, str) or not normalise(quote)):
                     raise InputError(f"{where}: quote must be a non-empty string")
@@ -113,7 +113,7 @@ def load_eval_set(path: str | Path, documents: dict[str, str] | None = None) -> 
                 expected.append(Expected(alt["doc_id"], quote))
             tags = item.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise InputError(f"{where}: \"tags\" must be a list of strings")
+                raise InputError(f'{where}: "tags" must be a list of strings')
             questions.append(EvalQuestion(qid, item["question"], tuple(expected), tuple(tags), lineno))
     if not questions:
         raise InputError(f"{path}: no questions")
@@ -307,14 +307,16 @@ def calibrate(results: Sequence[QuestionResult], max_false_abstention: float = 0
     pos = sorted(r.support for r in results if r.question.answerable)
     neg = sorted(r.support for r in results if not r.question.answerable)
     if not pos or not neg:
-        raise InputError("calibration needs both answerable and unanswerable questions (\"expected\": []) in the set")
+        raise InputError('calibration needs both answerable and unanswerable questions ("expected": []) in the set')
     scores = sorted(set(pos) | set(neg))
     cuts = [scores[0] - 1e-3] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [scores[-1] + 1e-3]
     best: Calibration | None = None
     for t in cuts:
         fa = sum(s < t for s in pos) / len(pos)
         ar = sum(s < t for s in neg) / len(neg)
-        if fa <= max_false_abstention and (best is None or ar > best.abstention_recall or (ar == best.abstention_recall and fa < best.false_abstention)):
+        if fa <= max_false_abstention and (
+            best is None or ar > best.abstention_recall or (ar == best.abstention_recall and fa < best.false_abstention)
+        ):
             best = Calibration(round(t, 4), ar, fa, len(cuts))
     assert best is not None  # the lowest cut abstains on nothing
     return best

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
-from .errors import IndexMismatchError, IndexNotFoundError
+from .errors import CorpusError, IndexMismatchError, IndexNotFoundError
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
@@ -55,13 +55,14 @@ def _rebuild_hint(path: Path) -> str:
     return f"run `qa index --rebuild --index {path}`"
 
 
-# Exact search below this many chunks, an HNSW graph above it (at 100k chunks exact FAISS
-# search takes 11 ms a query, HNSW at efSearch 256 1.2 ms with recall@10 0.986; IVF needed
-# nprobe 256 for 0.97). See docs/benchmarks.md.
+# Exact search below this many chunks, an HNSW graph above it. Measured here (synthetic
+# corpora, docs/benchmarks.md): at 100k chunks exact FAISS search took 11 ms a query
+# against 1.6 ms for HNSW at efSearch 512 (recall@10 0.995; IVF needed nprobe 256 for
+# 0.97); at 1M chunks efSearch 256 gave recall@10 0.970 and 512 gave 0.991.
 ANN_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 256
+HNSW_EF_SEARCH = 512
 
 ROW_DTYPE = np.dtype([("faiss_id", "<i8"), ("lang", "u1"), ("doc", "<i4"), ("n_sent", "<i4")])
 
@@ -206,8 +207,9 @@ class Index:
             problems.append("sentences.npy rows do not match the chunks' sentences")
         if problems:
             raise IndexMismatchError(f"index at {root} is inconsistent: {'; '.join(problems)}; {_rebuild_hint(root)}")
-        return cls(path=vdir, manifest=manifest, chunks=chunks, rows=rows, dense=dense, bm25=bm25,
-                   vectors=vectors, sentence_vectors=sentences)
+        return cls(
+            path=vdir, manifest=manifest, chunks=chunks, rows=rows, dense=dense, bm25=bm25, vectors=vectors, sentence_vectors=sentences
+        )
 
 
 def _ends_match(chunks: ChunkStore, rows: np.ndarray) -> bool:
@@ -308,7 +310,7 @@ def build_index(
     new_docs = {d.doc_id: d for d in documents}
     added = sorted(set(new_docs) - set(old_docs))
     removed = sorted(set(old_docs) - set(new_docs))
-    changed = sorted(i for i in set(new_docs) & set(old_docs) if old_docs[i]["sha256"] != new_docs[i].sha256)
+    changed = sorted(i for i in set(new_docs) & set(old_docs) if _doc_changed(old_docs[i], new_docs[i]))
     if previous is not None and not (added or removed or changed):
         return BuildReport(None, len(documents), len(previous.chunks), [], [], [], 0, len(previous.chunks), time.perf_counter() - t0, False)
 
@@ -328,6 +330,9 @@ def build_index(
         doc_counts[doc.doc_id] = len(doc_chunks)
         chunks.extend(doc_chunks)
 
+    if not chunks:
+        raise CorpusError(f"no text to index in {corpus_dir}: every document came out empty after cleaning")
+
     # Vectors: reuse by content hash, embed the rest.
     dim = encoder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
@@ -338,6 +343,12 @@ def build_index(
     old_rows = previous.rows_of(np.array([faiss_id(c.id) for c in chunks], dtype=np.int64)) if previous is not None else None
     for row in range(len(chunks)):
         old_row = int(old_rows[row]) if old_rows is not None else -1
+        if old_row >= 0 and chunks[row].doc_id in changed:
+            # A changed document keeps the vectors of chunks whose text is the same, unless
+            # what was embedded with them (heading, title) changed too.
+            old = previous.chunks[old_row]
+            if (old.section, old.title) != (chunks[row].section, chunks[row].title):
+                old_row = -1
         if old_row >= 0:  # same 60-bit content hash: the same chunk
             vectors[row] = previous.vectors[old_row]
             sent_vectors[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old_row)
@@ -358,14 +369,19 @@ def build_index(
     manifest = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoder": {"name": model, "id": encoder.id, "dim": dim},
         "settings": settings,
         "corpus": str(corpus_dir),
         "documents": {
             d.doc_id: {
-                "sha256": d.sha256, "path": d.path, "format": d.fmt, "title": d.title,
-                "language": d.language, "publisher": d.publisher, "date": d.date,
+                "sha256": d.sha256,
+                "path": d.path,
+                "format": d.fmt,
+                "title": d.title,
+                "language": d.language,
+                "publisher": d.publisher,
+                "date": d.date,
                 "chunks": doc_counts[d.doc_id],
             }
             for d in documents
@@ -385,6 +401,12 @@ def build_index(
         seconds=time.perf_counter() - t0,
         rebuilt=previous is None,
     )
+
+
+def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
+    """Content or metadata (metadata.json) differ from what the index holds."""
+    fields = ("title", "language", "publisher", "date")
+    return old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields)
 
 
 def write_version(
@@ -437,8 +459,13 @@ def write_version(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pointer = index_dir / f".CURRENT-{name}"
-    pointer.write_text(name + "\n", encoding="utf-8")
+    with open(pointer, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir / "versions")
+    _fsync_dir(index_dir)
     _prune(index_dir, keep=name)
     return final
 
@@ -456,11 +483,29 @@ def _dense_index(vectors: np.ndarray, ids: np.ndarray):  # type: ignore[no-untyp
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         index = faiss.IndexIDMap2(hnsw)
-        info = {"type": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH,
-                "threshold": ANN_THRESHOLD}
+        info = {
+            "type": "hnsw",
+            "M": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "ef_search": HNSW_EF_SEARCH,
+            "threshold": ANN_THRESHOLD,
+        }
     if n:
-        index.add_with_ids(vectors, ids)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is parallel; queries are not
+        try:
+            index.add_with_ids(vectors, ids)
+        finally:
+            faiss.omp_set_num_threads(threads)
     return index, info
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -476,9 +521,13 @@ def _prune(index_dir: Path, keep: str) -> None:
     for old in versions[:-KEEP_VERSIONS]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
-    for tmp in index_dir.glob(".tmp-*"):
+    # Leftovers of killed builds; an hour old at least, so as not to touch a build under way.
+    for tmp in [*index_dir.glob(".tmp-*"), *index_dir.glob(".CURRENT-*")]:
         if time.time() - tmp.stat().st_mtime > 3600:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def _progress(iterable, desc: str, enabled: bool, total: int | None = None):  # type: ignore[no-untyped-def]

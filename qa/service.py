@@ -83,7 +83,9 @@ class Library:
             raise InputError(f"{name}: unsupported type '{suffix or '(none)'}'; upload .txt, .md, .html or .pdf")
         size_mb = path.stat().st_size / 1e6
         if size_mb > self.max_upload_mb:
-            raise InputError(f"{name}: {size_mb:.1f} MB is over the {self.max_upload_mb:g} MB upload limit")
+            raise InputError(f"{name}: {size_mb:.1f} MB is over the {self.max_upload_mb:g} MB upload limit (raise it with --max-upload-mb)")
+        if (self.corpus_dir / name).exists():
+            raise InputError(f"{name}: a file of that name is already in the corpus; remove that document first or rename the file")
         with tempfile.TemporaryDirectory() as tmp:
             probe = Path(tmp) / name
             shutil.copyfile(path, probe)
@@ -93,16 +95,13 @@ class Library:
                 raise InputError(f"{name}: {exc}") from exc
         with self._write_lock:
             target = self.corpus_dir / name
-            existed = target.exists()
-            backup = target.read_bytes() if existed else None
+            if target.exists():
+                raise InputError(f"{name}: a file of that name is already in the corpus; remove that document first or rename the file")
             shutil.copyfile(path, target)
             try:
                 return self._rebuild()
             except Exception:
-                if backup is not None:
-                    target.write_bytes(backup)
-                else:
-                    target.unlink(missing_ok=True)
+                target.unlink(missing_ok=True)
                 raise
 
     def remove_document(self, doc_id: str) -> BuildReport:
@@ -120,7 +119,7 @@ class Library:
                 raise
 
     def _rebuild(self) -> BuildReport:
-        report = build_index(self.corpus_dir, self.index_dir, progress=False, log=self.log)
+        report = build_index(self.corpus_dir, self.index_dir, encoder=self._assistant.encoder, progress=False, log=self.log)
         fresh = Assistant.open(self.index_dir, config=self.config, encoder=self._assistant.encoder)
         self._assistant = fresh  # one reference swap: readers see old or new
         return report

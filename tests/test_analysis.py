@@ -43,7 +43,10 @@ def test_sentences_respect_french_and_english_abbreviations():
 def test_sentences_never_cross_a_line_break_and_keep_list_markers():
     text = "1. Présentation\nLa France agit. Elle soutient.\nII. Contribuer à la paix"
     assert [text[s:e] for s, e in split_sentences(text)] == [
-        "1. Présentation", "La France agit.", "Elle soutient.", "II. Contribuer à la paix",
+        "1. Présentation",
+        "La France agit.",
+        "Elle soutient.",
+        "II. Contribuer à la paix",
     ]
 
 

@@ -35,7 +35,9 @@ def server(tmp_path_factory, built_index):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", str(port), "--max-upload-mb", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
@@ -45,7 +47,7 @@ def server(tmp_path_factory, built_index):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read())
+                raise RuntimeError(proc.stdout.read()) from None
             time.sleep(0.5)
     else:
         proc.kill()
@@ -92,7 +94,10 @@ QUESTIONS = [
 
 
 def _key(answer):
-    return (answer["abstained"], [(c["doc_id"], c["start"], c["end"], c["evidence"]["start"]) for c in answer["citations"] + answer["related"]])
+    return (
+        answer["abstained"],
+        [(c["doc_id"], c["start"], c["end"], c["evidence"]["start"]) for c in answer["citations"] + answer["related"]],
+    )
 
 
 def test_eight_concurrent_clients_get_the_sequential_answers(server):
@@ -155,7 +160,8 @@ def test_browser_shows_highlighted_citation_and_document_viewer(server):
     assert chromium, "Debian's chromium is needed: apt-get install -y chromium"
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=chromium, headless=True,
+            executable_path=chromium,
+            headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

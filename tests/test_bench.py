@@ -26,8 +26,8 @@ def test_bench_smoke_writes_table_plot_and_recall(tmp_path):
 
 def test_hnsw_index_answers_with_filters(tmp_path):
     """Above the threshold the index is HNSW; filters and citations work the same."""
-    from qa.bench import worker_build_synthetic
     from qa.answer import Assistant
+    from qa.bench import worker_build_synthetic
     from qa.index import Index
 
     info = worker_build_synthetic(1500, str(tmp_path / "idx"), ann_threshold=1000)
@@ -36,7 +36,9 @@ def test_hnsw_index_answers_with_filters(tmp_path):
     assistant = Assistant(index)
     answer = assistant.ask("Qu'est-ce que la médiation familiale ?", k=5)
     ranked = answer.citations or answer.related
-    assert ranked and all(c.text == index.chunks[int(np.flatnonzero(index.rows["faiss_id"] == int(c.chunk_id[:15], 16))[0])].text for c in ranked)
+    assert ranked and all(
+        c.text == index.chunks[int(np.flatnonzero(index.rows["faiss_id"] == int(c.chunk_id[:15], 16))[0])].text for c in ranked
+    )
     doc = ranked[0].doc_id
     filtered = assistant.ask("médiation familiale", k=5, doc=doc, mode="dense")
     assert all(c.doc_id == doc for c in filtered.citations + filtered.related)

@@ -28,7 +28,7 @@ def test_every_chunk_rebuilds_from_its_raw_spans(chunked):
 
 
 def test_every_sentence_rebuilds_from_its_raw_offsets(chunked):
-    for doc, cleaned, chunks in chunked:
+    for _, cleaned, chunks in chunked:
         for chunk in chunks:
             for s in chunk.sentences:
                 sentence = chunk.text[s.start : s.end]
@@ -91,7 +91,11 @@ def test_target_size_and_overlap_are_configurable(documents):
     large = chunk_document(doc, ChunkingConfig(target_chars=1200, overlap_sentences=0))
     assert len(small) > len(large)
     overlapping = chunk_document(doc, ChunkingConfig(target_chars=300, overlap_sentences=1))
-    shared = sum(1 for a, b in zip(overlapping, overlapping[1:]) if a.sentences and b.text.startswith(a.text[a.sentences[-1].start : a.sentences[-1].end]))
+    shared = sum(
+        1
+        for a, b in zip(overlapping, overlapping[1:])
+        if a.sentences and b.text.startswith(a.text[a.sentences[-1].start : a.sentences[-1].end])
+    )
     assert shared > 0
 
 

@@ -108,3 +108,20 @@ def test_chat_loop(built_index, monkeypatch, capsys):
     monkeypatch.setattr("builtins.input", lambda prompt="": next(questions))
     assert main(["chat", "--index", str(built_index)]) == EXIT_OK
     assert "Bayraktar" in capsys.readouterr().out
+
+
+def test_batch_line_that_is_not_utf8_is_reported(built_index, tmp_path, capsys):
+    src = tmp_path / "q.jsonl"
+    src.write_bytes(b'{"id": 1, "question": "Serbie OTAN"}\n{"id": 2, "question": "caf\xe9"}\n')
+    out = tmp_path / "o.jsonl"
+    assert _ask(built_index, "--input", str(src), "--output", str(out)) == EXIT_PARTIAL
+    assert "q.jsonl:2:" in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_unwritable_output_is_one_line(built_index, tmp_path, capsys):
+    src = tmp_path / "q.jsonl"
+    src.write_text('{"id": 1, "question": "Serbie"}\n', encoding="utf-8")
+    assert _ask(built_index, "--input", str(src), "--output", str(tmp_path / "missing-dir" / "o.jsonl")) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("qa: error:") and err.count("\n") == 1

@@ -8,11 +8,13 @@ from qa.encoders import SentenceTransformerEncoder, load_encoder
 
 
 def test_default_encoder_is_multilingual_and_normalised(encoder):
-    vectors = encoder.encode([
-        "Le pays a acheté des drones Bayraktar à la Turquie en 2024.",
-        "The country bought Bayraktar drones from Turkey in 2024.",
-        "Canberra is the capital of Australia.",
-    ])
+    vectors = encoder.encode(
+        [
+            "Le pays a acheté des drones Bayraktar à la Turquie en 2024.",
+            "The country bought Bayraktar drones from Turkey in 2024.",
+            "Canberra is the capital of Australia.",
+        ]
+    )
     assert vectors.shape == (3, 512) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2

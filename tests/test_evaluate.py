@@ -8,7 +8,14 @@ import pytest
 from qa.cli import main
 from qa.errors import InputError
 from qa.evaluate import (
-    EvalQuestion, Expected, QuestionResult, calibrate, load_eval_set, metrics, normalise, write_threshold,
+    EvalQuestion,
+    Expected,
+    QuestionResult,
+    calibrate,
+    load_eval_set,
+    metrics,
+    normalise,
+    write_threshold,
 )
 
 
@@ -28,11 +35,14 @@ DOCS = {"otan": "Le Bureau de liaison militaire de l’OTAN à Belgrade, établi
 
 
 def test_valid_set_loads(tmp_path):
-    path = _write(tmp_path, [
-        {"id": "a", "question": "Quand ?", "expected": [{"doc_id": "otan", "quote": "établi en décembre 2006"}], "tags": ["fr→fr"]},
-        {"id": "b", "question": "Quoi ?", "expected": [{"doc_id": "otan"}]},
-        {"id": "c", "question": "Capitale de l'Australie ?", "expected": []},
-    ])
+    path = _write(
+        tmp_path,
+        [
+            {"id": "a", "question": "Quand ?", "expected": [{"doc_id": "otan", "quote": "établi en décembre 2006"}], "tags": ["fr→fr"]},
+            {"id": "b", "question": "Quoi ?", "expected": [{"doc_id": "otan"}]},
+            {"id": "c", "question": "Capitale de l'Australie ?", "expected": []},
+        ],
+    )
     qs = load_eval_set(path, DOCS)
     assert [q.answerable for q in qs] == [True, True, False]
     assert qs[0].expected[0].matches("otan", "… établi en décembre 2006 …")
@@ -43,7 +53,10 @@ def test_valid_set_loads(tmp_path):
     "line, message",
     [
         ({"id": "x", "question": "Q ?", "expected": [{"doc_id": "nope", "quote": "x"}]}, r"set.jsonl:2: unknown doc_id 'nope'"),
-        ({"id": "x", "question": "Q ?", "expected": [{"doc_id": "otan", "quote": "établi en 2007"}]}, r"set.jsonl:2: quote 'établi en 2007' is not in document 'otan'"),
+        (
+            {"id": "x", "question": "Q ?", "expected": [{"doc_id": "otan", "quote": "établi en 2007"}]},
+            r"set.jsonl:2: quote 'établi en 2007' is not in document 'otan'",
+        ),
         ("{broken", r"set.jsonl:2: not valid JSON"),
         ({"id": "x", "question": "", "expected": []}, r"set.jsonl:2: each line needs a non-empty"),
         ({"id": "x", "question": "Q ?"}, r"set.jsonl:2: \"expected\" must be a list"),
@@ -59,7 +72,9 @@ def test_invalid_lines_are_named(tmp_path, line, message):
 def _result(qid, expected, ranks_docs, abstained=False, support=0.5, evidence_ok=False):
     q = EvalQuestion(qid, "?", tuple(expected))
     ranked = [
-        SimpleNamespace(rank=i + 1, chunk_id=f"{qid}-{i}", doc_id=d, text=t, evidence=SimpleNamespace(text=t if evidence_ok and i == 0 else ""))
+        SimpleNamespace(
+            rank=i + 1, chunk_id=f"{qid}-{i}", doc_id=d, text=t, evidence=SimpleNamespace(text=t if evidence_ok and i == 0 else "")
+        )
         for i, (d, t) in enumerate(ranks_docs)
     ]
     from qa.evaluate import _first_match
@@ -109,17 +124,34 @@ def test_calibrate_by_hand(tmp_path):
 
 def test_eval_cli_compare_trec_and_ranx_agree(built_index, tmp_path, capsys):
     import ranx
+
     path = tmp_path / "set.jsonl"
     path.write_text(
-        "\n".join(json.dumps(x, ensure_ascii=False) for x in [
-            {"id": "b1", "question": "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?",
-             "expected": [{"doc_id": "ijd-elargissement-balkans-securite", "quote": "drones Bayraktar"}], "tags": ["fr→fr"]},
-            {"id": "b2", "question": "When was NATO's military liaison office in Belgrade established?",
-             "expected": [{"doc_id": "otan-relations-serbie", "quote": "établi en décembre 2006"}], "tags": ["en→fr"]},
-            {"id": "b3", "question": "How many votes did the European Parliament resolution on defence partnerships get?",
-             "expected": [{"doc_id": "pe-partenariats-securite-defense", "quote": "440 voix pour"}], "tags": ["en→fr"]},
-            {"id": "b4", "question": "What is the capital of Australia?", "expected": [], "tags": ["en→none"]},
-        ]) + "\n",
+        "\n".join(
+            json.dumps(x, ensure_ascii=False)
+            for x in [
+                {
+                    "id": "b1",
+                    "question": "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?",
+                    "expected": [{"doc_id": "ijd-elargissement-balkans-securite", "quote": "drones Bayraktar"}],
+                    "tags": ["fr→fr"],
+                },
+                {
+                    "id": "b2",
+                    "question": "When was NATO's military liaison office in Belgrade established?",
+                    "expected": [{"doc_id": "otan-relations-serbie", "quote": "établi en décembre 2006"}],
+                    "tags": ["en→fr"],
+                },
+                {
+                    "id": "b3",
+                    "question": "How many votes did the European Parliament resolution on defence partnerships get?",
+                    "expected": [{"doc_id": "pe-partenariats-securite-defense", "quote": "440 voix pour"}],
+                    "tags": ["en→fr"],
+                },
+                {"id": "b4", "question": "What is the capital of Australia?", "expected": [], "tags": ["en→none"]},
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     run, out = tmp_path / "run.trec", tmp_path / "figures.json"
@@ -139,8 +171,11 @@ def test_eval_cli_compare_trec_and_ranx_agree(built_index, tmp_path, capsys):
 
 def test_fail_under(built_index, tmp_path, capsys):
     path = tmp_path / "set.jsonl"
-    path.write_text(json.dumps({"id": "x", "question": "Quel pays a acheté des drones Bayraktar ?",
-                                "expected": [{"doc_id": "otan-relations-serbie"}]}) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({"id": "x", "question": "Quel pays a acheté des drones Bayraktar ?", "expected": [{"doc_id": "otan-relations-serbie"}]})
+        + "\n",
+        encoding="utf-8",
+    )
     base = ["eval", str(path), "--index", str(built_index), "--corpus", "corpus"]
     assert main(base + ["--fail-under", "hit@1=0.5"]) == 1
     assert "FAIL: hit@1 0.000 < 0.5" in capsys.readouterr().err

@@ -174,3 +174,25 @@ def test_sentence_transformers_index_end_to_end(corpus_copy, tmp_path):
     again = build_index(corpus_copy, path, model="use-multilingual", progress=False, log=logs.append)
     assert again.rebuilt and again.embedded_chunks == report.chunks
     assert any("encoder changed" in m for m in logs)
+
+
+def test_metadata_edit_reindexes_that_document(corpus_copy, tmp_path, encoder):
+    path = tmp_path / "idx"
+    _build(corpus_copy, path, encoder)
+    meta_path = corpus_copy / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["documents"]["otan-relations-serbie"]["title"] = "OTAN et Serbie"
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    report = _build(corpus_copy, path, encoder)
+    assert report.changed == ["otan-relations-serbie"]
+    assert {c.title for c in Index.load(path).chunks if c.doc_id == "otan-relations-serbie"} == {"OTAN et Serbie"}
+
+
+def test_a_corpus_that_cleans_to_nothing_is_a_clear_error(tmp_path, encoder):
+    from qa.errors import CorpusError
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "page.html").write_text("<html><script>var x = 1;</script></html>", encoding="utf-8")
+    with pytest.raises(CorpusError, match="no text to index"):
+        _build(corpus, tmp_path / "idx", encoder)

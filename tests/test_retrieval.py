@@ -71,8 +71,13 @@ def test_bm25s_agrees_with_rank_bm25_reference(assistant):
     corpus = [analyse(indexed_text(c), c.lang) or [""] for c in chunks]
     reference = BM25Okapi(corpus, k1=1.5, b=0.75)
     backend = LocalBackend(assistant.index)
-    for q in ["drones Bayraktar Turquie", "neutralité militaire Serbie", "Partenariat pour la paix 2006",
-              "facilité européenne pour la paix", "stratégie française Balkans occidentaux"]:
+    for q in [
+        "drones Bayraktar Turquie",
+        "neutralité militaire Serbie",
+        "Partenariat pour la paix 2006",
+        "facilité européenne pour la paix",
+        "stratégie française Balkans occidentaux",
+    ]:
         tokens = analyse(q, "fr")
         ours = [row for row, _ in backend.lexical(tokens, 3, None)]
         theirs = list(np.argsort(-reference.get_scores(tokens), kind="stable")[:3])

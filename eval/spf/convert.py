@@ -20,7 +20,10 @@ def convert(source: Path, out: Path = HERE) -> int:
     data = json.loads(source.read_text(encoding="utf-8"))["data"]
     corpus = out / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    metadata = {"about": "service-public.fr information sheets (Licence Ouverte / Etalab), from the piaf-ml spf_qr_test.json benchmark", "documents": {}}
+    metadata = {
+        "about": "service-public.fr information sheets (Licence Ouverte / Etalab), from the piaf-ml spf_qr_test.json benchmark",
+        "documents": {},
+    }
     lines = []
     for entry in data:
         sheet = entry["title"]
@@ -30,12 +33,14 @@ def convert(source: Path, out: Path = HERE) -> int:
         for i, qa in enumerate(paragraph["qas"]):
             answer = qa["answers"][0]
             assert paragraph["context"][answer["answer_start"] :].startswith(answer["text"])
-            lines.append({
-                "id": f"{sheet}" + (f"-{i}" if i else ""),
-                "question": qa["question"],
-                "expected": [{"doc_id": sheet, "quote": answer["text"]}],
-                "tags": ["fr→fr"],
-            })
+            lines.append(
+                {
+                    "id": f"{sheet}" + (f"-{i}" if i else ""),
+                    "question": qa["question"],
+                    "expected": [{"doc_id": sheet, "quote": answer["text"]}],
+                    "tags": ["fr→fr"],
+                }
+            )
     (corpus / "metadata.json").write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     with open(out / "questions.jsonl", "w", encoding="utf-8") as fh:
         for line in lines:
