@@ -180,6 +180,7 @@ class Assistant:
             weights={"dense": cfg.dense_weight, "bm25": cfg.bm25_weight},
             allowed=allowed,
             timings=timings,
+            expand=self._expansion if cfg.prf_terms > 0 and mode == "hybrid" else None,
         )
         t = time.perf_counter()
         citations = self._cite(question, qvec, hits, k, fused=mode == "hybrid")
@@ -267,6 +268,20 @@ class Assistant:
             if len(citations) == k:
                 break
         return citations
+
+    def _expansion(self, rows: list[int]) -> list[str]:
+        """Pseudo-relevance feedback: terms shared by at least two of the top dense passages
+        (in their own language), so BM25 can match a question asked in the other language."""
+        from collections import Counter
+
+        top = rows[: self.config.prf_docs]
+        counts: Counter[str] = Counter()
+        for row in top:
+            chunk = self.index.chunks[row]
+            counts.update(set(analyse(strip_urls(chunk.text), chunk.lang)))
+        # Sorted by count then term: a set's order changes from one process to the next.
+        shared = sorted((t for t, c in counts.items() if c >= 2 and len(t) > 2), key=lambda t: (-counts[t], t))
+        return shared[: self.config.prf_terms]
 
     def _sentence_terms(self, row: int) -> list[set[str]]:
         """Analysed terms of a chunk's sentences, cached (bounded) across questions."""

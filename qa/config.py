@@ -52,6 +52,10 @@ class RetrievalConfig:
     # Subtracted from the ranking score of notes that are references (they hold a web
     # address): sources a passage cites seldom answer a question themselves.
     reference_penalty: float = 0.2
+    # Pseudo-relevance feedback for BM25 (0 = off): up to prf_terms terms shared by the top
+    # prf_docs dense passages are added to the question's terms.
+    prf_terms: int = 3
+    prf_docs: int = 3
 
 
 @dataclass(frozen=True)

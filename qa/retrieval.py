@@ -117,6 +117,7 @@ def retrieve(
     weights: Mapping[str, float] | None = None,
     allowed: np.ndarray | None = None,
     timings: dict[str, float] | None = None,
+    expand=None,  # Callable[[list[int]], list[str]]: extra BM25 terms from the dense top rows
 ) -> list[Hit]:
     """Candidates for one query, best first, fused when ``mode`` is ``hybrid``."""
     import time
@@ -128,6 +129,8 @@ def retrieve(
         dense_hits = backend.dense(query_vector, depth, allowed)
     t_dense = time.perf_counter()
     if mode in ("hybrid", "bm25"):
+        if expand is not None and dense_hits:
+            tokens = tokens + [t for t in expand([r for r, _ in dense_hits]) if t not in tokens]
         bm25_hits = backend.lexical(tokens, depth, allowed)
     t_bm25 = time.perf_counter()
     if timings is not None:
