@@ -46,15 +46,8 @@ def _card(c, publisher: str) -> str:
     where = f"p. {c.page}" if c.page else html.escape(c.section or "")
     note = " · note" if c.kind == "note" else ""
     head = " · ".join(x for x in (html.escape(c.title), html.escape(publisher), c.language.upper(), where) if x)
-    i = c.text.find(c.evidence.text)
-    if i >= 0:
-        body = (
-            html.escape(c.text[:i])
-            + f'<mark class="qa-evidence">{html.escape(c.evidence.text)}</mark>'
-            + html.escape(c.text[i + len(c.evidence.text) :])
-        )
-    else:
-        body = html.escape(c.text)
+    before, evidence, after = c.split_evidence()
+    body = html.escape(before) + f'<mark class="qa-evidence">{html.escape(evidence)}</mark>' + html.escape(after)
     return (
         f'<div class="qa-card" data-rank="{c.rank}"><div class="qa-head">[{c.rank}] {head}{note} · '
         f'chars {c.start}–{c.end} · score {c.score:.2f}</div><div class="qa-passage">{body}</div></div>'

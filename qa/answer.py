@@ -43,6 +43,12 @@ class Citation:
     text: str
     score: float
     evidence: Evidence
+    evidence_offset: int  # where the evidence sentence starts in ``text``
+
+    def split_evidence(self) -> tuple[str, str, str]:
+        """The passage as (before, evidence sentence, after), for display."""
+        start, end = self.evidence_offset, self.evidence_offset + len(self.evidence.text)
+        return self.text[:start], self.text[start:end], self.text[end:]
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,6 @@ class Assistant:
                 "(`qa index --rebuild --model NAME_OR_PATH`) or open it without passing an encoder"
             )
         self.backend = backend or LocalBackend(index)
-        self._langs = index.langs
-        self._docs = index.doc_ids
         self._terms_cache: dict[int, list[set[str]]] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
@@ -160,9 +164,9 @@ class Assistant:
         if lang is not None or doc is not None:
             allowed = np.ones(len(self.index.rows), dtype=bool)
             if lang is not None:
-                allowed &= self._langs == lang
+                allowed &= self.index.langs == lang
             if doc is not None:
-                allowed &= self._docs == doc
+                allowed &= self.index.doc_ids == doc
 
         timings: dict[str, float] = {}
         q_lang = detect_language(question)
@@ -263,6 +267,7 @@ class Assistant:
                     text=chunk.text,
                     score=round(support, 4),
                     evidence=Evidence(sentence.raw_start, sentence.raw_end, chunk.text[sentence.start : sentence.end]),
+                    evidence_offset=sentence.start,
                 )
             )
             if len(citations) == k:

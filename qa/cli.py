@@ -232,10 +232,6 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         print(format_answer(answer, assistant))
 
 
-def _mark(text: str, start: int, end: int) -> str:
-    return f"{text[:start]}>>>{text[start:end]}<<<{text[end:]}"
-
-
 def format_answer(answer, assistant) -> str:  # type: ignore[no-untyped-def]
     lines = []
     if answer.abstained:
@@ -252,8 +248,8 @@ def format_answer(answer, assistant) -> str:  # type: ignore[no-untyped-def]
         publisher = assistant.publisher(c.doc_id)
         source = f"{c.title} ({publisher})" if publisher else c.title
         lines.append(f"\n[{c.rank}] {source} — {where}{note} [{c.doc_id}, chars {c.start}-{c.end}, score {c.score:.2f}]")
-        idx = c.text.find(c.evidence.text)
-        text = _mark(c.text, idx, idx + len(c.evidence.text)) if idx >= 0 else c.text
+        before, evidence, after = c.split_evidence()
+        text = f"{before}>>>{evidence}<<<{after}"
         lines.append("    " + text.replace("\n", "\n    "))
     lines.append(f"\n({answer.timings_ms.get('total', 0):.0f} ms)")
     return "\n".join(lines)

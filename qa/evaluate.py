@@ -20,7 +20,7 @@ import statistics
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
@@ -297,7 +297,6 @@ class Calibration:
     threshold: float
     abstention_recall: float
     false_abstention: float
-    candidates: int = field(default=0)
 
 
 def calibrate(results: Sequence[QuestionResult], max_false_abstention: float = 0.03) -> Calibration:
@@ -317,7 +316,7 @@ def calibrate(results: Sequence[QuestionResult], max_false_abstention: float = 0
         if fa <= max_false_abstention and (
             best is None or ar > best.abstention_recall or (ar == best.abstention_recall and fa < best.false_abstention)
         ):
-            best = Calibration(round(t, 4), ar, fa, len(cuts))
+            best = Calibration(round(t, 4), ar, fa)
     assert best is not None  # the lowest cut abstains on nothing
     return best
 

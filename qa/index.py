@@ -146,13 +146,10 @@ class Index:
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Rows of FAISS ids (-1 where absent)."""
         ids = np.asarray(ids, dtype=np.int64)
-        pos = np.searchsorted(self._sorted_ids, ids)
-        pos = np.minimum(pos, max(len(self._sorted_ids) - 1, 0))
-        found = (len(self._sorted_ids) > 0) & (self._sorted_ids[pos] == ids) if len(self._sorted_ids) else np.zeros(len(ids), bool)
-        return np.where(found, self._id_order[pos] if len(self._sorted_ids) else -1, -1)
-
-    def chunk_vectors(self) -> np.ndarray:
-        return np.asarray(self.vectors, dtype=np.float32)
+        if not len(self._sorted_ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[pos] == ids, self._id_order[pos], -1)
 
     def sentence_rows(self, row: int) -> np.ndarray:
         return np.asarray(self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]], dtype=np.float32)

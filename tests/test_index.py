@@ -47,10 +47,10 @@ def test_layout_and_manifest(built_index):
 def test_save_load_identity(built_index, encoder):
     a, b = Index.load(built_index), Index.load(built_index)
     assert list(a.chunks) == list(b.chunks)
-    assert np.array_equal(a.chunk_vectors(), b.chunk_vectors())
+    assert np.array_equal(np.asarray(a.vectors), np.asarray(b.vectors))
     # The stored vectors are the encoder's vectors of the chunk texts.
     fresh = encoder.encode([indexed_text(c) for c in a.chunks[:5]])
-    assert np.allclose(a.chunk_vectors()[:5], fresh, atol=1e-5)
+    assert np.allclose(np.asarray(a.vectors[:5]), fresh, atol=1e-5)
     q = "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?"
     ans_a = Assistant(a, encoder=encoder).ask(q)
     ans_b = Assistant(b, encoder=encoder).ask(q)
