@@ -351,17 +351,13 @@ def build_index(
             sent_vectors[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old_row)
         else:
             todo.append(row)
-    batch = 64
-    for i in _progress(range(0, len(todo), batch), f"embedding {len(todo)} chunks", progress, total=(len(todo) + batch - 1) // batch):
-        rows = todo[i : i + batch]
-        vectors[rows] = encoder.encode([indexed_text(chunks[r], chunking.context) for r in rows])
-        texts, places = [], []
-        for r in rows:
-            for j, s in enumerate(chunks[r].sentences):
-                texts.append(strip_urls(chunks[r].text[s.start : s.end]))
-                places.append(offsets[r] + j)
-        if texts:
-            sent_vectors[places] = encoder.encode(texts).astype(np.float16)
+    texts = [indexed_text(chunks[r], chunking.context) for r in todo]
+    places = [offsets[r] + j for r in todo for j in range(len(chunks[r].sentences))]
+    sentences = [strip_urls(chunks[r].text[s.start : s.end]) for r in todo for s in chunks[r].sentences]
+    if todo:
+        vectors[todo] = embed(encoder, texts, "chunks", progress)
+    if sentences:
+        sent_vectors[places] = embed(encoder, sentences, "sentences", progress).astype(np.float16)
 
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -398,6 +394,18 @@ def build_index(
         seconds=time.perf_counter() - t0,
         rebuilt=previous is None,
     )
+
+
+def embed(encoder: Encoder, texts: list[str], what: str, progress: bool, batch: int = 64) -> np.ndarray:
+    """Vectors of ``texts`` in order: in batches here, or all at once for an encoder that
+    spreads the work itself (``qa.distributed.RayEncoder``)."""
+    if getattr(encoder, "distributes", False):
+        return encoder.encode(texts)
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    steps = range(0, len(texts), batch)
+    for i in _progress(steps, f"embedding {len(texts)} {what}", progress, total=len(steps)):
+        out[i : i + batch] = encoder.encode(texts[i : i + batch])
+    return out
 
 
 def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
