@@ -15,7 +15,7 @@ from .config import MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_conf
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .retrieval import Backend, Hit, LocalBackend, retrieve
+from .retrieval import Backend, Feedback, Hit, Where, open_backend, retrieve
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Assistant:
                 f"the index was built with encoder {index.encoder_id}, not {encoder.id}: rebuild it with this encoder "
                 "(`qa index --rebuild --model NAME_OR_PATH`) or open it without passing an encoder"
             )
-        self.backend = backend or LocalBackend(index)
+        self.backend = backend or open_backend(index)
         self._terms_cache: dict[int, list[set[str]]] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
@@ -160,31 +160,25 @@ class Assistant:
             raise InputError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
         if doc is not None and doc not in self.documents:
             raise InputError(f"unknown document {doc!r}; indexed documents: {', '.join(sorted(self.documents))}")
-        allowed = None
-        if lang is not None or doc is not None:
-            allowed = np.ones(len(self.index.rows), dtype=bool)
-            if lang is not None:
-                allowed &= self.index.langs == lang
-            if doc is not None:
-                allowed &= self.index.doc_ids == doc
+        where = Where(lang, doc) if lang is not None or doc is not None else None
 
         timings: dict[str, float] = {}
         q_lang = detect_language(question)
         t = time.perf_counter()
         qvec = self.encoder.encode([question])[0]
         timings["embed"] = (time.perf_counter() - t) * 1000
-        tokens = _query_tokens(question, q_lang)
         hits = retrieve(
             self.backend,
             qvec if mode != "bm25" else None,
-            tokens,
+            question,
+            q_lang,
             mode=mode,
             depth=max(cfg.depth, k),
             rrf_k=cfg.rrf_k,
             weights={"dense": cfg.dense_weight, "bm25": cfg.bm25_weight},
-            allowed=allowed,
+            where=where,
             timings=timings,
-            expand=self._expansion if cfg.prf_terms > 0 and mode == "hybrid" else None,
+            feedback=Feedback(cfg.prf_docs, cfg.prf_terms) if cfg.prf_terms > 0 and mode == "hybrid" else None,
         )
         t = time.perf_counter()
         citations = self._cite(question, qvec, hits, k, fused=mode == "hybrid")
@@ -274,20 +268,6 @@ class Assistant:
                 break
         return citations
 
-    def _expansion(self, rows: list[int]) -> list[str]:
-        """Pseudo-relevance feedback: terms shared by at least two of the top dense passages
-        (in their own language), so BM25 can match a question asked in the other language."""
-        from collections import Counter
-
-        top = rows[: self.config.prf_docs]
-        counts: Counter[str] = Counter()
-        for row in top:
-            chunk = self.index.chunks[row]
-            counts.update(set(analyse(strip_urls(chunk.text), chunk.lang)))
-        # Sorted by count then term: a set's order changes from one process to the next.
-        shared = sorted((t for t, c in counts.items() if c >= 2 and len(t) > 2), key=lambda t: (-counts[t], t))
-        return shared[: self.config.prf_terms]
-
     def _sentence_terms(self, row: int) -> list[set[str]]:
         """Analysed terms of a chunk's sentences, cached (bounded) across questions."""
         terms = self._terms_cache.get(row)
@@ -301,17 +281,3 @@ class Assistant:
 
     def publisher(self, doc_id: str) -> str:
         return self._publishers.get(doc_id, "")
-
-
-def _query_tokens(question: str, language: str) -> list[str]:
-    """BM25 query terms: the question analysed in its language, plus the other analyser's
-    terms (names and cognates then match passages in the other language)."""
-    tokens = analyse(question, language)
-    seen = set(tokens)
-    for other in LANGUAGES:
-        if other != language:
-            for token in analyse(question, other):
-                if token not in seen:
-                    seen.add(token)
-                    tokens.append(token)
-    return tokens

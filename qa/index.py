@@ -7,9 +7,12 @@ Layout (``index/`` by default)::
         manifest.json       format, package and encoder versions, settings, sha256 of
                             every document, counts
         chunks.jsonl        one chunk a line; row i is chunk i everywhere below
-        dense.faiss         chunk vectors, FAISS inner product, ids from chunk hashes
+        vectors.npy         chunk vectors (float32)
         sentences.npy       sentence vectors (float16), the chunks' sentences in order
-        bm25/               bm25s files (no pickle)
+        dense.faiss         FAISS inner product, ids from chunk hashes   } backend faiss
+        bm25/               bm25s files (no pickle)                      }
+        qdrant/             Qdrant Edge shard (dense + BM25 sparse)        backend qdrant-edge
+    (backend qdrant: a collection on a Qdrant cluster, named in the manifest)
 
 A build writes a new version into a temporary directory, renames it into ``versions/``
 and only then points ``CURRENT`` at it. A crash at any moment leaves the previous version
@@ -37,7 +40,7 @@ from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
-from .errors import CorpusError, IndexMismatchError, IndexNotFoundError
+from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
@@ -109,8 +112,8 @@ class Index:
     manifest: dict
     chunks: ChunkStore
     rows: np.ndarray  # ROW_DTYPE, one per chunk
-    dense: object  # faiss.IndexIDMap2 over a flat or HNSW index
-    bm25: object  # bm25s.BM25
+    dense: object  # faiss.IndexIDMap2 over a flat or HNSW index (None with a Qdrant backend)
+    bm25: object  # bm25s.BM25 (None with a Qdrant backend)
     vectors: np.ndarray  # chunk vectors, float16, memory-mapped
     sentence_vectors: np.ndarray  # float16, memory-mapped
     sentence_offsets: np.ndarray = field(init=False)
@@ -176,12 +179,16 @@ class Index:
             raise IndexMismatchError(
                 f"index format {version} at {root} is not the format {FORMAT_VERSION} this qa reads; {_rebuild_hint(root)}"
             )
+        manifest.setdefault("backend", {"type": "faiss"})  # indexes written before backends were a choice
+        local = manifest["backend"]["type"] == "faiss"
+        dense = bm25 = None
         try:
             offsets = np.load(vdir / "chunks.offsets.npy", allow_pickle=False)
             rows = np.load(vdir / "rows.npy", allow_pickle=False)
             chunks = ChunkStore(vdir / "chunks.jsonl", offsets)
-            dense = faiss.read_index(str(vdir / "dense.faiss"))
-            bm25 = bm25s.BM25.load(str(vdir / "bm25"), load_vocab=True, show_progress=False)
+            if local:
+                dense = faiss.read_index(str(vdir / "dense.faiss"))
+                bm25 = bm25s.BM25.load(str(vdir / "bm25"), load_vocab=True, show_progress=False)
             vectors = np.load(vdir / "vectors.npy", mmap_mode="r", allow_pickle=False)
             sentences = np.load(vdir / "sentences.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
@@ -190,15 +197,18 @@ class Index:
         problems = []
         if n != manifest["counts"]["chunks"] or len(rows) != n or offsets[-1] != (vdir / "chunks.jsonl").stat().st_size:
             problems.append(f"chunks.jsonl has {n} rows (rows.npy {len(rows)}), the manifest says {manifest['counts']['chunks']}")
-        if dense.ntotal != n or len(vectors) != n:
-            problems.append(f"dense.faiss has {dense.ntotal} vectors and vectors.npy {len(vectors)} for {n} chunks")
-        elif n and not np.array_equal(faiss.vector_to_array(dense.id_map), rows["faiss_id"]):
-            problems.append("dense.faiss rows are not in chunks.jsonl order")
+        if len(vectors) != n or vectors.shape[1] != manifest["encoder"]["dim"]:
+            problems.append(f"vectors.npy has shape {vectors.shape} for {n} chunks of dimension {manifest['encoder']['dim']}")
         elif n and not _ends_match(chunks, rows):
-            problems.append("dense.faiss rows are not in chunks.jsonl order")
-        if dense.d != manifest["encoder"]["dim"]:
-            problems.append(f"dense.faiss has dimension {dense.d}, the encoder {manifest['encoder']['dim']}")
-        if int(bm25.scores["num_docs"]) != n:
+            problems.append("rows.npy is not in chunks.jsonl order")
+        if dense is not None:
+            if dense.ntotal != n:
+                problems.append(f"dense.faiss has {dense.ntotal} vectors for {n} chunks")
+            elif n and not np.array_equal(faiss.vector_to_array(dense.id_map), rows["faiss_id"]):
+                problems.append("dense.faiss rows are not in chunks.jsonl order")
+            if dense.d != manifest["encoder"]["dim"]:
+                problems.append(f"dense.faiss has dimension {dense.d}, the encoder {manifest['encoder']['dim']}")
+        if bm25 is not None and int(bm25.scores["num_docs"]) != n:
             problems.append(f"bm25 has {bm25.scores['num_docs']} documents for {n} chunks")
         if sentences.shape[0] != int(rows["n_sent"].sum()):
             problems.append("sentences.npy rows do not match the chunks' sentences")
@@ -273,6 +283,9 @@ def build_index(
     chunking: ChunkingConfig | None = None,
     rebuild: bool = False,
     encoder: Encoder | None = None,
+    backend: str | None = None,
+    url: str | None = None,
+    collection: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> BuildReport:
@@ -280,6 +293,11 @@ def build_index(
 
     Only added and changed documents are chunked; only chunks not indexed before are
     embedded. A different encoder or chunking setting rebuilds everything.
+
+    ``backend`` is the search engine: ``faiss`` (FAISS + bm25s files in the version),
+    ``qdrant-edge`` (an embedded Qdrant shard in the version) or ``qdrant`` (a collection
+    on the Qdrant server at ``url``); by default the previous version's, else ``faiss``.
+    Changing it re-indexes without re-embedding.
     """
     t0 = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -291,6 +309,8 @@ def build_index(
             previous = Index.load(index_dir)
         except IndexMismatchError as exc:
             log(f"previous index unusable ({exc}); rebuilding")
+    before = previous.manifest["backend"] if previous is not None else None
+    spec = backend_spec(backend, url, collection, before)
     if model is None:
         model = previous.manifest["encoder"]["name"] if previous else DEFAULT_MODEL
     encoder = encoder or load_encoder(model)
@@ -308,7 +328,8 @@ def build_index(
     added = sorted(set(new_docs) - set(old_docs))
     removed = sorted(set(old_docs) - set(new_docs))
     changed = sorted(i for i in set(new_docs) & set(old_docs) if _doc_changed(old_docs[i], new_docs[i]))
-    if previous is not None and not (added or removed or changed):
+    same_backend = previous is not None and all(previous.manifest["backend"].get(key) == value for key, value in spec.items())
+    if previous is not None and same_backend and not (added or removed or changed):
         return BuildReport(None, len(documents), len(previous.chunks), [], [], [], 0, len(previous.chunks), time.perf_counter() - t0, False)
 
     # Chunks: reuse those of unchanged documents, cut the others.
@@ -381,7 +402,17 @@ def build_index(
         },
         "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": n_sent},
     }
-    path = write_version(index_dir, manifest, chunks, vectors, sent_vectors, chunking.context)
+    path = write_version(
+        index_dir,
+        manifest,
+        chunks,
+        vectors,
+        sent_vectors,
+        chunking.context,
+        backend=spec,
+        previous=previous,
+        fresh=set(added) | set(changed),
+    )
     return BuildReport(
         path=path,
         documents=len(documents),
@@ -414,6 +445,26 @@ def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
     return old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields)
 
 
+def backend_spec(backend: str | None, url: str | None, collection: str | None, before: dict | None) -> dict:
+    """The manifest's ``backend`` entry for a build (without what the build adds)."""
+    from .qdrant import BACKENDS, DEFAULT_COLLECTION
+
+    if backend is None:
+        backend = before["type"] if before else "faiss"
+        if backend == "qdrant" and before is not None:
+            url = url or before["url"]
+            collection = collection or before["collection"]
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "qdrant":
+        if not url:
+            raise InputError("the qdrant backend needs the cluster's address: --url http://HOST:6333")
+        return {"type": backend, "url": url, "collection": collection or DEFAULT_COLLECTION}
+    if url or collection:
+        raise InputError(f"--url and --collection are for --backend qdrant, not {backend}")
+    return {"type": backend}
+
+
 def write_version(
     index_dir: Path,
     manifest: dict,
@@ -421,8 +472,16 @@ def write_version(
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     context: str = "section",
+    backend: dict | None = None,
+    previous: Index | None = None,
+    fresh: set[str] | None = None,
 ) -> Path:
-    """Write a complete version next to the live one, then switch ``CURRENT`` to it."""
+    """Write a complete version next to the live one, then switch ``CURRENT`` to it.
+
+    ``previous`` and ``fresh`` (ids of added or changed documents) let a Qdrant store be
+    updated rather than rewritten."""
+    backend = backend or {"type": "faiss"}
+    after_switch = None
     import bm25s
     import faiss
 
@@ -450,12 +509,20 @@ def write_version(
         manifest["rows"] = {"langs": langs, "docs": docs}
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
-        dense, manifest["dense"] = _dense_index(vectors, rows["faiss_id"])
-        faiss.write_index(dense, str(tmp / "dense.faiss"))
         np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
-        bm25 = bm25s.BM25()
-        bm25.index([analyse(indexed_text(c, context), c.lang) or [""] for c in chunks], show_progress=False)
-        bm25.save(str(tmp / "bm25"), show_progress=False)
+        if backend["type"] == "faiss":
+            manifest["backend"] = dict(backend)
+            dense, manifest["dense"] = _dense_index(vectors, rows["faiss_id"])
+            faiss.write_index(dense, str(tmp / "dense.faiss"))
+            bm25 = bm25s.BM25()
+            bm25.index([analyse(indexed_text(c, context), c.lang) or [""] for c in chunks], show_progress=False)
+            bm25.save(str(tmp / "bm25"), show_progress=False)
+        else:
+            from .qdrant import write_store
+
+            manifest["backend"], after_switch = write_store(
+                tmp, backend, chunks, rows["faiss_id"], vectors, context, previous, fresh or set()
+            )
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(tmp)
         final = index_dir / "versions" / name
@@ -471,6 +538,8 @@ def write_version(
     os.replace(pointer, index_dir / "CURRENT")
     _fsync_dir(index_dir / "versions")
     _fsync_dir(index_dir)
+    if after_switch is not None:
+        after_switch()
     _prune(index_dir, keep=name)
     return final
 

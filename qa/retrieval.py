@@ -1,7 +1,8 @@
 """Retrieval: dense and BM25 candidates, fused by weighted reciprocal rank fusion.
 
 Retrieval goes through a small backend interface (:class:`Backend`) so that another
-engine can serve the same queries; :class:`LocalBackend` is FAISS + bm25s in process.
+engine can serve the same queries: :class:`LocalBackend` is FAISS + bm25s in process,
+``qa.qdrant.QdrantBackend`` is Qdrant (an embedded Edge shard, or a cluster).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from .analysis import LANGUAGES, analyse
+from .chunking import strip_urls
 from .index import Index
 
 K = TypeVar("K", bound=Hashable)
@@ -45,12 +48,35 @@ class Hit:
     bm25_score: float | None = None
 
 
+@dataclass(frozen=True)
+class Where:
+    """Which chunks a query may return: one language, one document, or both."""
+
+    lang: str | None = None
+    doc: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.lang is None and self.doc is None
+
+
 class Backend(Protocol):
-    """What retrieval needs from an engine. Rows are chunk positions in the index."""
+    """What retrieval needs from an engine. Rows are chunk positions in the index.
 
-    def dense(self, query_vector: np.ndarray, depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]: ...
+    ``lexical`` takes the question's text: each engine analyses it its own way (French and
+    English analysers both, so names and cognates match passages in the other language).
+    ``feedback`` rows are the top dense passages: terms they share join the query
+    (pseudo-relevance feedback), up to ``feedback_terms``.
 
-    def lexical(self, tokens: list[str], depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]: ...
+    An engine that fuses in one request (Qdrant) also has ``hybrid`` with the arguments of
+    :func:`retrieve`; it is used in hybrid mode.
+    """
+
+    def dense(self, query_vector: np.ndarray, depth: int, where: Where | None) -> list[tuple[int, float]]: ...
+
+    def lexical(
+        self, text: str, lang: str, depth: int, where: Where | None, feedback: Sequence[int] = (), feedback_terms: int = 0
+    ) -> list[tuple[int, float]]: ...
 
 
 # Filters that leave at most this many rows are searched exactly when the index is a graph.
@@ -58,7 +84,7 @@ EXACT_FILTER_LIMIT = 50_000
 
 
 class LocalBackend:
-    """FAISS (exact inner product) and bm25s over a loaded :class:`Index`."""
+    """FAISS (exact inner product or HNSW) and bm25s over a loaded :class:`Index`."""
 
     def __init__(self, index: Index) -> None:
         import faiss
@@ -69,12 +95,24 @@ class LocalBackend:
         self.index = index
         self._faiss_ids = index.rows["faiss_id"]
 
-    def dense(self, query_vector: np.ndarray, depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    def mask(self, where: Where | None) -> np.ndarray | None:
+        """Rows a filter allows (None: all)."""
+        if where is None or where.everything:
+            return None
+        allowed = np.ones(len(self.index.rows), dtype=bool)
+        if where.lang is not None:
+            allowed &= self.index.langs == where.lang
+        if where.doc is not None:
+            allowed &= self.index.doc_ids == where.doc
+        return allowed
+
+    def dense(self, query_vector: np.ndarray, depth: int, where: Where | None) -> list[tuple[int, float]]:
         import faiss
 
         n = len(self.index.rows)
         if n == 0 or depth <= 0:
             return []
+        allowed = self.mask(where)
         selector = None
         if allowed is not None:
             rows = np.flatnonzero(allowed)
@@ -92,7 +130,16 @@ class LocalBackend:
         rows = self.index.rows_of(ids[0][keep])
         return [(int(r), float(s)) for r, s in zip(rows, scores[0][keep]) if r >= 0]
 
-    def lexical(self, tokens: list[str], depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    def lexical(
+        self, text: str, lang: str, depth: int, where: Where | None, feedback: Sequence[int] = (), feedback_terms: int = 0
+    ) -> list[tuple[int, float]]:
+        tokens = query_tokens(text, lang)
+        if feedback and feedback_terms > 0:
+            tokens += [t for t in self.feedback_terms(feedback, feedback_terms) if t not in tokens]
+        return self.lexical_tokens(tokens, depth, self.mask(where))
+
+    def lexical_tokens(self, tokens: list[str], depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """BM25 over already analysed terms."""
         if not tokens or depth <= 0:
             return []
         scores = np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
@@ -105,33 +152,85 @@ class LocalBackend:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
 
+    def feedback_terms(self, rows: Sequence[int], n: int) -> list[str]:
+        """Terms shared by at least two of ``rows`` (in their own language), most shared first."""
+        from collections import Counter
+
+        counts: Counter[str] = Counter()
+        for row in rows:
+            chunk = self.index.chunks[row]
+            counts.update(set(analyse(strip_urls(chunk.text), chunk.lang)))
+        # Sorted by count then term: a set's order changes from one process to the next.
+        shared = sorted((t for t, c in counts.items() if c >= 2 and len(t) > 2), key=lambda t: (-counts[t], t))
+        return shared[:n]
+
+
+def open_backend(index: Index) -> Backend:
+    """The engine the index was built for (``backend`` in its manifest)."""
+    if index.manifest["backend"]["type"] == "faiss":
+        return LocalBackend(index)
+    from .qdrant import QdrantBackend
+
+    return QdrantBackend.open(index)
+
+
+def query_tokens(question: str, language: str) -> list[str]:
+    """BM25 query terms: the question analysed in its language, plus the other analyser's
+    terms (names and cognates then match passages in the other language)."""
+    tokens = analyse(question, language)
+    seen = set(tokens)
+    for other in LANGUAGES:
+        if other != language:
+            for token in analyse(question, other):
+                if token not in seen:
+                    seen.add(token)
+                    tokens.append(token)
+    return tokens
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Pseudo-relevance feedback for BM25: up to ``terms`` terms shared by the top ``docs``
+    dense passages join the question's terms."""
+
+    docs: int = 3
+    terms: int = 3
+
 
 def retrieve(
     backend: Backend,
     query_vector: np.ndarray | None,
-    tokens: list[str],
+    text: str,
+    lang: str = "en",
     *,
     mode: str = "hybrid",
     depth: int = 50,
     rrf_k: int = 60,
     weights: Mapping[str, float] | None = None,
-    allowed: np.ndarray | None = None,
+    where: Where | None = None,
     timings: dict[str, float] | None = None,
-    expand=None,  # Callable[[list[int]], list[str]]: extra BM25 terms from the dense top rows
+    feedback: Feedback | None = None,
 ) -> list[Hit]:
-    """Candidates for one query, best first, fused when ``mode`` is ``hybrid``."""
+    """Candidates for one question (``text``, asked in ``lang``), best first, fused when
+    ``mode`` is ``hybrid``."""
     import time
 
+    t = time.perf_counter()
+    if mode == "hybrid" and query_vector is not None and hasattr(backend, "hybrid"):
+        hits = backend.hybrid(query_vector, text, lang, depth=depth, rrf_k=rrf_k, weights=weights, where=where, feedback=feedback)
+        if timings is not None:
+            timings["search"] = (time.perf_counter() - t) * 1000
+        return hits
     dense_hits: list[tuple[int, float]] = []
     bm25_hits: list[tuple[int, float]] = []
-    t = time.perf_counter()
     if mode in ("hybrid", "dense") and query_vector is not None:
-        dense_hits = backend.dense(query_vector, depth, allowed)
+        dense_hits = backend.dense(query_vector, depth, where)
     t_dense = time.perf_counter()
     if mode in ("hybrid", "bm25"):
-        if expand is not None and dense_hits:
-            tokens = tokens + [t for t in expand([r for r, _ in dense_hits]) if t not in tokens]
-        bm25_hits = backend.lexical(tokens, depth, allowed)
+        rows: list[int] = []
+        if feedback is not None and feedback.terms > 0 and mode == "hybrid":
+            rows = [r for r, _ in dense_hits[: feedback.docs]]
+        bm25_hits = backend.lexical(text, lang, depth, where, rows, feedback.terms if feedback else 0)
     t_bm25 = time.perf_counter()
     if timings is not None:
         timings["dense"] = (t_dense - t) * 1000

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qa.retrieval import LocalBackend, retrieve, rrf
+from qa.retrieval import LocalBackend, Where, retrieve, rrf
 
 
 def test_rrf_by_hand():
@@ -29,14 +29,11 @@ def _rows(hits):
 
 
 def test_modes(assistant, backend, encoder):
-    from qa.analysis import analyse
-
     q = "drones Bayraktar Turquie"
     qvec = encoder.encode([q])[0]
-    tokens = analyse(q, "fr")
-    bm25 = retrieve(backend, None, tokens, mode="bm25")
-    dense = retrieve(backend, qvec, tokens, mode="dense")
-    hybrid = retrieve(backend, qvec, tokens, mode="hybrid")
+    bm25 = retrieve(backend, None, q, "fr", mode="bm25")
+    dense = retrieve(backend, qvec, q, "fr", mode="dense")
+    hybrid = retrieve(backend, qvec, q, "fr", mode="hybrid")
     assert bm25 and dense and hybrid
     assert all(h.dense_rank is None for h in bm25)
     assert all(h.bm25_rank is None for h in dense)
@@ -46,18 +43,14 @@ def test_modes(assistant, backend, encoder):
 
 
 def test_filters(assistant, backend, encoder):
-    from qa.analysis import analyse
-
     chunks = assistant.index.chunks
     q = "French strategy for the Western Balkans"
     qvec = encoder.encode([q])[0]
-    only_en = np.array([c.lang == "en" for c in chunks])
-    hits = retrieve(backend, qvec, analyse(q, "en"), allowed=only_en)
+    hits = retrieve(backend, qvec, q, "en", where=Where(lang="en"))
     assert hits and all(chunks[h.row].lang == "en" for h in hits)
-    only_otan = np.array([c.doc_id == "otan-relations-serbie" for c in chunks])
-    hits = retrieve(backend, qvec, analyse(q, "en"), allowed=only_otan)
+    hits = retrieve(backend, qvec, q, "en", where=Where(doc="otan-relations-serbie"))
     assert hits and all(chunks[h.row].doc_id == "otan-relations-serbie" for h in hits)
-    assert retrieve(backend, qvec, ["x"], allowed=np.zeros(len(chunks), dtype=bool)) == []
+    assert retrieve(backend, qvec, q, "en", where=Where(lang="en", doc="otan-relations-serbie")) == []
 
 
 def test_bm25s_agrees_with_rank_bm25_reference(assistant):
@@ -79,7 +72,7 @@ def test_bm25s_agrees_with_rank_bm25_reference(assistant):
         "stratégie française Balkans occidentaux",
     ]:
         tokens = analyse(q, "fr")
-        ours = [row for row, _ in backend.lexical(tokens, 3, None)]
+        ours = [row for row, _ in backend.lexical_tokens(tokens, 3, None)]
         theirs = list(np.argsort(-reference.get_scores(tokens), kind="stable")[:3])
         assert ours[0] == theirs[0], q
         assert len(set(ours) & set(theirs)) >= 2, q
