@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="encoder: use-multilingual (default) or a sentence-transformers name/path")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--backend",
+        choices=("faiss", "qdrant-edge", "qdrant"),
+        help="search engine: faiss (default), qdrant-edge (embedded Qdrant shard) or qdrant (a cluster, with --url); kept by later updates",
+    )
+    p.add_argument("--url", help="Qdrant address for --backend qdrant, e.g. http://HOST:6333 (API key: QDRANT_API_KEY)")
+    p.add_argument("--collection", help="Qdrant collection for --backend qdrant (default: qa)")
+    _ray_option(p, "embed on Ray actors")
 
     p = sub.add_parser("ask", help="answer a question, or a JSONL batch")
     p.add_argument("question", nargs="?", help="the question (or use --input)")
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--input", help='JSONL file of {"id", "question"} lines')
     p.add_argument("--output", help="JSONL file for the answers (with --input)")
+    _ray_option(p, "answer the --input batch on Ray actors")
 
     p = sub.add_parser("chat", help="ask questions in a terminal loop")
     _query_options(p)
@@ -75,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-false-abstention", type=float, default=0.03, help="for --calibrate (default 0.03)")
     p.add_argument("--misses", type=int, default=20, help="rows of the misses table (default 20)")
     return parser
+
+
+def _ray_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what}: a local Ray, or the cluster at ADDRESS (needs pip install 'qa[scale]')",
+    )
 
 
 def _query_options(p: argparse.ArgumentParser) -> None:
@@ -130,17 +150,39 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
 
     config = load_config(args.config)
+    encoder = None
+    if args.ray is not None:
+        from .distributed import RayEncoder
+
+        encoder = RayEncoder(args.model or _indexed_model(args.index, args.rebuild), args.ray or None)
     report = build_index(
         args.corpus,
         args.index,
         model=args.model,
         chunking=config.chunking,
         rebuild=args.rebuild,
+        encoder=encoder,
+        backend=args.backend,
+        url=args.url,
+        collection=args.collection,
         progress=not args.quiet and sys.stderr.isatty(),
         log=lambda m: print(m, file=sys.stderr),
     )
     print(report.summary())
     return EXIT_OK
+
+
+def _indexed_model(path: str, rebuild: bool) -> str:
+    """The model an update keeps using, as build_index picks it: the index's, or the default."""
+    from .config import DEFAULT_MODEL
+    from .index import Index, index_exists
+
+    if rebuild or not index_exists(path):
+        return DEFAULT_MODEL
+    try:
+        return Index.load(path).manifest["encoder"]["name"]
+    except QAError:  # unusable: build_index says so and rebuilds
+        return DEFAULT_MODEL
 
 
 def _open_assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -169,6 +211,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         if not args.output:
             raise QAError("--input needs --output FILE for the answers")
         return _batch(args)
+    if args.ray is not None:
+        raise QAError("--ray answers a batch: add --input FILE --output FILE (one question runs here)")
     if args.output:
         raise QAError("--output goes with --input FILE")
     if args.question is None:
@@ -190,6 +234,8 @@ def _batch(args: argparse.Namespace) -> int:
     if not path.exists():
         raise QAError(f"input file not found: {path}")
     assistant = _open_assistant(args)
+    if args.ray is not None:
+        return _ray_batch(args, path, assistant)
     failures = 0
     answered = 0
     with open(path, "rb") as fin, open(args.output, "w", encoding="utf-8") as fout:
@@ -197,9 +243,7 @@ def _batch(args: argparse.Namespace) -> int:
             if not raw_line.strip():
                 continue
             try:
-                item = json.loads(raw_line.decode("utf-8"))
-                if not isinstance(item, dict) or "question" not in item:
-                    raise ValueError('expected an object with "id" and "question"')
+                item = _batch_item(raw_line)
                 question = validate_question(item["question"])
                 answer = assistant.ask(question, k=args.k, lang=args.lang, doc=args.doc)
             except (ValueError, QAError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -209,8 +253,53 @@ def _batch(args: argparse.Namespace) -> int:
             record = {"id": item.get("id", lineno), **answer.to_dict()}
             fout.write(json.dumps(record, ensure_ascii=False) + "\n")
             answered += 1
+    return _batch_done(args, answered, failures)
+
+
+def _batch_item(raw_line: bytes) -> dict:
+    item = json.loads(raw_line.decode("utf-8"))
+    if not isinstance(item, dict) or "question" not in item:
+        raise ValueError('expected an object with "id" and "question"')
+    return item
+
+
+def _batch_done(args: argparse.Namespace, answered: int, failures: int) -> int:
     print(f"answered {answered} questions into {args.output}" + (f"; {failures} lines failed" if failures else ""), file=sys.stderr)
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _ray_batch(args: argparse.Namespace, path: Path, assistant) -> int:  # type: ignore[no-untyped-def]
+    """The batch on Ray actors: every line read and checked first, answers in input order."""
+    from .answer import validate_question
+    from .distributed import answer_batch
+
+    failures = answered = 0
+    items: list[tuple[int, object]] = []  # (line number, id); questions carry their place here
+    questions: list[tuple[str | int, str]] = []
+    with open(path, "rb") as fin, open(args.output, "w", encoding="utf-8") as fout:
+        for lineno, raw_line in enumerate(fin, start=1):
+            if not raw_line.strip():
+                continue
+            try:
+                item = _batch_item(raw_line)
+                questions.append((len(items), validate_question(item["question"])))
+            except (ValueError, QAError) as exc:
+                failures += 1
+                print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
+                continue
+            items.append((lineno, item.get("id", lineno)))
+        records = answer_batch(
+            args.index, questions, config=assistant.config, k=args.k, lang=args.lang, doc=args.doc, address=args.ray or None
+        )
+        for record in records:
+            lineno, item_id = items[int(record.pop("id"))]
+            if "error" in record:
+                failures += 1
+                print(f"qa: {path}:{lineno}: skipped: {record['error']}", file=sys.stderr)
+                continue
+            fout.write(json.dumps({"id": item_id, **record}, ensure_ascii=False) + "\n")
+            answered += 1
+    return _batch_done(args, answered, failures)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
