@@ -311,6 +311,10 @@ def build_index(
             log(f"previous index unusable ({exc}); rebuilding")
     before = previous.manifest["backend"] if previous is not None else None
     spec = backend_spec(backend, url, collection, before)
+    if spec["type"] != "faiss":
+        from .qdrant import check
+
+        check(spec)
     if model is None:
         model = previous.manifest["encoder"]["name"] if previous else DEFAULT_MODEL
     encoder = encoder or load_encoder(model)

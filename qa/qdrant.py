@@ -206,8 +206,25 @@ def connect(url: str):  # type: ignore[no-untyped-def]
     api_key = os.environ.get("QDRANT_API_KEY") or None
     key = (url, api_key)
     if key not in _CLIENTS:
-        _CLIENTS[key] = QdrantClient(location=":memory:") if url == ":memory:" else QdrantClient(url=url, api_key=api_key)
+        if url == ":memory:":
+            _CLIENTS[key] = QdrantClient(location=":memory:")
+        else:  # check() reports an unreachable server in one line; no version warning first
+            _CLIENTS[key] = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
     return _CLIENTS[key]
+
+
+def check(spec: dict) -> None:
+    """Fail early, before any embedding, when the backend cannot be used as given."""
+    _import_edge()  # BM25 sparse vectors come from Qdrant Edge's Bm25 for both transports
+    if spec["type"] == "qdrant":
+        client = connect(spec["url"])
+        try:
+            client.get_collections()
+        except Exception as exc:  # connection refused, bad key, not a Qdrant, ...
+            raise QAError(
+                f"cannot reach Qdrant at {spec['url']} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "check --url and QDRANT_API_KEY"
+            ) from exc
 
 
 class ClusterStore:
@@ -222,12 +239,9 @@ class ClusterStore:
 
     @classmethod
     def open(cls, url: str, collection: str) -> ClusterStore:
+        check({"type": "qdrant", "url": url})
         store = cls(connect(url), collection)
-        try:
-            exists = store.client.collection_exists(collection)
-        except Exception as exc:  # connection refused, bad key, ...
-            raise QAError(f"cannot reach Qdrant at {url} ({type(exc).__name__}: {exc}); check --url and QDRANT_API_KEY") from exc
-        if not exists:
+        if not store.client.collection_exists(collection):
             raise IndexMismatchError(f"no collection {collection!r} at {url}; run `qa index --rebuild --backend qdrant --url {url}`")
         return store
 

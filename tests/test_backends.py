@@ -215,3 +215,40 @@ def test_edge_build_failure_leaves_the_previous_version_live(built_index, corpus
     index = Index.load(path)
     assert index.manifest["backend"]["type"] == "qdrant-edge"
     assert open_backend(index).store.count() == len(index.rows)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backend", "qdrant"], "needs the cluster's address: --url"),
+        (["--backend", "faiss", "--url", "http://localhost:6333"], "--url and --collection are for --backend qdrant"),
+        (["--backend", "qdrant", "--url", "http://127.0.0.1:1"], "cannot reach Qdrant at http://127.0.0.1:1"),
+    ],
+)
+def test_bad_backend_options_are_one_line_errors(argv, message, corpus_copy, tmp_path, capsys):
+    from qa.cli import main
+
+    assert main(["index", "--corpus", str(corpus_copy), "--index", str(tmp_path / "idx"), "--quiet", *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_cli_index_then_ask_with_edge(corpus_copy, tmp_path, capsys):
+    from qa.cli import main
+
+    index = str(tmp_path / "idx")
+    assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--backend", "qdrant-edge", "--quiet"]) == 0
+    assert Index.load(index).manifest["backend"]["type"] == "qdrant-edge"
+    capsys.readouterr()
+    assert main(["ask", "--index", index, "--json", "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?"]) == 0
+    import json
+
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["citations"][0]["doc_id"] == "ijd-elargissement-balkans-securite"
+    # A later update without --backend keeps it; --backend faiss switches back without re-embedding.
+    assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--quiet"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--backend", "faiss", "--quiet"]) == 0
+    assert "embedded 0 chunks" in capsys.readouterr().out
+    assert Index.load(index).manifest["backend"]["type"] == "faiss"
