@@ -82,8 +82,9 @@ def _base_sentences() -> tuple[list[str], list[str]]:
     return texts, langs
 
 
-def worker_build_synthetic(n: int, out: str, ann_threshold: int) -> dict:
-    """Synthesise n chunks with vectors and write an index version with the real writer."""
+def worker_build_synthetic(n: int, out: str, ann_threshold: int, backend: str = "faiss") -> dict:
+    """Synthesise n chunks with vectors and write an index version with the real writer,
+    for ``backend`` (faiss or qdrant-edge)."""
     from . import index as qindex
     from .chunking import Chunk, Sentence
     from .config import DEFAULT_MODEL
@@ -152,7 +153,7 @@ def worker_build_synthetic(n: int, out: str, ann_threshold: int) -> dict:
         "counts": {"documents": 0, "chunks": n, "sentences": n_sent},
     }
     t1 = time.perf_counter()
-    path = qindex.write_version(Path(out), manifest, chunks, vectors, sent_vectors, context="none")
+    path = qindex.write_version(Path(out), manifest, chunks, vectors, sent_vectors, context="none", backend={"type": backend})
     t_write = time.perf_counter() - t1
     return {
         "chunks": n,
@@ -163,7 +164,7 @@ def worker_build_synthetic(n: int, out: str, ann_threshold: int) -> dict:
         "chunks_per_s": n / t_write,
         "peak_rss_mb": _peak_mb(),
         "disk_mb": _dir_mb(path),
-        "dense": manifest["dense"],
+        "dense": manifest.get("dense", {"type": backend}),
     }
 
 
@@ -239,6 +240,28 @@ def worker_recall(index: str, n_queries: int) -> dict:
     return out
 
 
+def worker_recall_edge(index: str, n_queries: int) -> dict:
+    """Dense recall@10 of the Qdrant Edge shard (its HNSW, at our hnsw_ef) against exact search."""
+    from .encoders import load_encoder
+    from .index import Index
+    from .qdrant import HNSW_EF, QdrantBackend
+
+    idx = Index.load(index)
+    backend = QdrantBackend.open(idx)
+    queries = load_encoder().encode(_questions()[:n_queries])
+    vectors = idx.vectors
+    recalls = []
+    t_total = 0.0
+    for q in queries:
+        scores = np.concatenate([np.asarray(vectors[i : i + 200_000], dtype=np.float32) @ q for i in range(0, len(vectors), 200_000)])
+        exact = set(np.argpartition(-scores, 10)[:10].tolist())
+        t = time.perf_counter()
+        found = backend.dense(q, 10, None)
+        t_total += time.perf_counter() - t
+        recalls.append(len(exact & {r for r, _ in found}) / 10)
+    return {"hnsw_ef": HNSW_EF, "recall@10": statistics.mean(recalls), "ms_per_query": t_total * 1000 / len(queries)}
+
+
 def worker_bm25_compare(index: str, n_queries: int) -> dict:
     """bm25s against rank-bm25 on the same tokens, same process."""
     from rank_bm25 import BM25Okapi
@@ -299,6 +322,7 @@ WORKERS = {
     "build_seed": worker_build_seed,
     "query": worker_query,
     "recall": worker_recall,
+    "recall_edge": worker_recall_edge,
     "bm25_compare": worker_bm25_compare,
     "cold_start": worker_cold_start,
     "incremental": worker_incremental,
@@ -321,7 +345,17 @@ def _run(worker: str, **kwargs: object) -> dict:
 # The report
 
 
-def run(sizes: list[str], out: Path, work: Path, n_queries: int, ann_threshold: int, log=print) -> dict:  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    sizes: list[str],
+    out: Path,
+    work: Path,
+    n_queries: int,
+    ann_threshold: int,
+    log=print,
+    backends: tuple[str, ...] = (),
+    backend_sizes: tuple[str, ...] = (),
+) -> dict:
+    """Every size with FAISS; ``backends`` (e.g. qdrant-edge) too at ``backend_sizes``."""
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"sizes": {}, "machine": _machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
     for size in sizes:
@@ -347,6 +381,19 @@ def run(sizes: list[str], out: Path, work: Path, n_queries: int, ann_threshold: 
         if size in ("100k", "2k"):
             log(f"[{size}] bm25s against rank-bm25")
             r["bm25"] = _run("bm25_compare", index=str(index), n_queries=20)
+        if size != "seed" and size in backend_sizes:
+            for backend in backends:
+                other = work / f"index-{size}-{backend}"
+                shutil.rmtree(other, ignore_errors=True)
+                log(f"[{size}] building for {backend}")
+                entry: dict = {
+                    "build": _run("build_synthetic", n=SIZES[size], out=str(other), ann_threshold=ann_threshold, backend=backend)
+                }
+                log(f"[{size}] {backend}: built in {entry['build']['build_s']:.1f} s; querying")
+                entry["query"] = _run("query", index=str(other), n_queries=n_queries)
+                entry["recall"] = _run("recall_edge", index=str(other), n_queries=min(100, n_queries))
+                r.setdefault("backends", {})[backend] = entry
+                shutil.rmtree(other, ignore_errors=True)
         results["sizes"][size] = r
         (work / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(results, out)
@@ -422,6 +469,8 @@ def write_report(results: dict, out: Path) -> None:
                 if ef.isdigit():
                     lines.append(f"| {ef} | {v['recall@10']:.3f} | {v['ms_per_query']:.2f} | {exact_ms / v['ms_per_query']:.0f}x |")
             lines += ["", f"Exact search in numpy over the stored vectors: {r['recall']['exact_numpy_ms_per_query']:.1f} ms/query.", ""]
+        if "backends" in r:
+            lines += _backend_section(size, r)
         if "bm25" in r:
             b = r["bm25"]
             lines += [
@@ -433,6 +482,37 @@ def write_report(results: dict, out: Path) -> None:
             ]
     out.write_text("\n".join(lines), encoding="utf-8")
     _plot(results, out.with_suffix(".png"))
+
+
+def _backend_section(size: str, r: dict) -> list[str]:
+    """FAISS and the other backends at one size, side by side (same synthetic chunks and vectors)."""
+    lines = [
+        f"## Backends side by side at {size} chunks (same synthetic chunks and vectors)",
+        "",
+        "| backend | build s | disk MB | RSS loaded MB | RSS after queries MB | peak RSS query MB | hybrid p50 / p95 ms | bm25 p50 / p95 ms | dense p50 / p95 ms | dense recall@10 vs exact |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    faiss_recall = "1.000 (exact)"
+    if "recall" in r:
+        ef = str(r["build"]["dense"].get("ef_search", ""))
+        faiss_recall = f"{r['recall'][ef]['recall@10']:.3f} (HNSW, efSearch {ef})" if ef in r["recall"] else "–"
+    rows = [("faiss + bm25s", r["build"], r["query"], faiss_recall)]
+    for name, entry in r["backends"].items():
+        rec = entry["recall"]
+        rows.append((name, entry["build"], entry["query"], f"{rec['recall@10']:.3f} (hnsw_ef {rec['hnsw_ef']})"))
+    for name, b, q, recall in rows:
+        lines.append(
+            f"| {name} | {b['build_s']:.1f} | {b['disk_mb']:,.0f} | {q['rss_loaded_mb']:,.0f} | {q['rss_after_queries_mb']:,.0f} | {q['peak_rss_mb']:,.0f} | "
+            f"{q['hybrid']['total']['p50']:.1f} / {q['hybrid']['total']['p95']:.1f} | {q['bm25']['total']['p50']:.1f} / {q['bm25']['total']['p95']:.1f} | "
+            f"{q['dense']['total']['p50']:.1f} / {q['dense']['total']['p95']:.1f} | {recall} |"
+        )
+    lines += [
+        "",
+        "Latencies are per question, warm, including the question's embedding and the evidence step. Qdrant Edge answers a hybrid"
+        " question in one fused request (prefetch dense and BM25, RRF), plus one small dense request for the feedback terms.",
+        "",
+    ]
+    return lines
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -464,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"), help="where the benchmark indexes go")
     parser.add_argument("--queries", type=int, default=100, help="warm queries per mode and size")
     parser.add_argument("--ann-threshold", type=int, default=None, help="override the exact/HNSW threshold (smoke tests)")
+    parser.add_argument("--backends", default="qdrant-edge", help="other backends to compare with FAISS ('' for none)")
+    parser.add_argument("--backend-sizes", default="100k", help="sizes at which they run (comma-separated)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -483,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
         args.queries,
         args.ann_threshold or ANN_THRESHOLD,
         log=lambda m: print(m, file=sys.stderr, flush=True),
+        backends=tuple(b.strip() for b in args.backends.split(",") if b.strip() and b.strip() != "faiss"),
+        backend_sizes=tuple(s.strip() for s in args.backend_sizes.split(",") if s.strip()),
     )
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0

@@ -13,15 +13,36 @@ pytestmark = pytest.mark.slow
 def test_bench_smoke_writes_table_plot_and_recall(tmp_path):
     out = tmp_path / "benchmarks.md"
     work = tmp_path / "work"
-    assert main(["--sizes", "seed,2k", "--ann-threshold", "1000", "--queries", "10", "--work", str(work), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--sizes",
+                "seed,2k",
+                "--ann-threshold",
+                "1000",
+                "--queries",
+                "10",
+                "--work",
+                str(work),
+                "--out",
+                str(out),
+                "--backend-sizes",
+                "2k",
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "| seed | 187 | flat |" in text and "| 2k | 2,000 | hnsw" in text
     assert "Cold start of one `qa ask` process" in text and "Incremental add of one document" in text
     assert "recall@10 vs exact" in text and "bm25s against rank-bm25" in text
+    assert "Backends side by side at 2k chunks" in text and "| qdrant-edge |" in text
     assert out.with_suffix(".png").stat().st_size > 10_000
     results = json.loads((work / "results.json").read_text())
     recall = results["sizes"]["2k"]["recall"]
     assert recall["512"]["recall@10"] >= recall["32"]["recall@10"]
+    edge = results["sizes"]["2k"]["backends"]["qdrant-edge"]
+    assert edge["recall"]["recall@10"] >= 0.9 and edge["query"]["hybrid"]["total"]["p50"] > 0
 
 
 def test_hnsw_index_answers_with_filters(tmp_path):
