@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run chat test index install install-dev clean eval-spf eval-seed eval-check
+.PHONY: run chat test index install install-dev clean eval-spf eval-seed eval-check eval-check-edge
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ SEED_FLOORS := hit@1=0.64 hit@5=0.80 mrr@10=0.71 evidence@1=0.56 doc@5=0.96 fals
 eval-check: $(VENV)/.installed
 	$(BIN)/qa index --quiet
 	$(BIN)/qa eval eval/seed.jsonl --misses 0 --fail-under $(SEED_FLOORS)
+
+# The Qdrant Edge backend must stay within 0.02 of the default (FAISS) figures on hit@5 and
+# MRR@10, on both sets: floors at the default's figures minus 0.02 (eval/README.md).
+EDGE_SEED_FLOORS := hit@5=0.790 mrr@10=0.699
+EDGE_SPF_FLOORS  := hit@5=0.904 mrr@10=0.729
+
+eval-check-edge: $(VENV)/.installed-dev
+	$(BIN)/qa index --index build/index-edge --backend qdrant-edge --quiet
+	$(BIN)/qa eval eval/seed.jsonl --index build/index-edge --misses 0 --fail-under $(EDGE_SEED_FLOORS)
+	$(BIN)/qa index --corpus eval/spf/corpus --index build/spf-index-edge --backend qdrant-edge --quiet
+	$(BIN)/qa eval eval/spf/questions.jsonl --index build/spf-index-edge -k 10 --misses 0 --fail-under $(EDGE_SPF_FLOORS)
 
 eval-seed: $(VENV)/.installed
 	$(BIN)/qa index --quiet

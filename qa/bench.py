@@ -554,6 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .index import ANN_THRESHOLD
 
+    others = [b.strip() for b in args.backends.split(",") if b.strip() and b.strip() != "faiss"]
+    if any(b != "qdrant-edge" for b in others):
+        print("qa bench: error: --backends compares faiss with qdrant-edge only (a cluster is not measured here)", file=sys.stderr)
+        return 2
     unknown = [s for s in args.sizes.split(",") if s.strip() and s.strip() not in SIZES]
     if unknown:
         print(f"qa bench: error: unknown size(s) {', '.join(unknown)}; known: {', '.join(SIZES)}", file=sys.stderr)
@@ -565,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         args.queries,
         args.ann_threshold or ANN_THRESHOLD,
         log=lambda m: print(m, file=sys.stderr, flush=True),
-        backends=tuple(b.strip() for b in args.backends.split(",") if b.strip() and b.strip() != "faiss"),
+        backends=tuple(others),
         backend_sizes=tuple(s.strip() for s in args.backend_sizes.split(",") if s.strip()),
     )
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")

@@ -150,6 +150,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
 
     config = load_config(args.config)
+    if args.url == ":memory:":
+        raise QAError("--url :memory: would vanish with this process; give the address of a Qdrant server, e.g. http://HOST:6333")
     encoder = None
     if args.ray is not None:
         from .distributed import RayEncoder

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import socket
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,8 @@ def init_ray(address: str | None = None):  # type: ignore[no-untyped-def]
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 log_to_driver=False,  # actor errors still come back as exceptions
+                # Actors on other machines open a Qdrant cluster index with the same key.
+                runtime_env={"env_vars": {"QDRANT_API_KEY": os.environ["QDRANT_API_KEY"]}} if os.environ.get("QDRANT_API_KEY") else None,
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             if not address:

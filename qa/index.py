@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
 from .encoders import Encoder, load_encoder
-from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError
+from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError, QAError
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
@@ -114,7 +115,7 @@ class Index:
     rows: np.ndarray  # ROW_DTYPE, one per chunk
     dense: object  # faiss.IndexIDMap2 over a flat or HNSW index (None with a Qdrant backend)
     bm25: object  # bm25s.BM25 (None with a Qdrant backend)
-    vectors: np.ndarray  # chunk vectors, float16, memory-mapped
+    vectors: np.ndarray  # chunk vectors, float32, memory-mapped
     sentence_vectors: np.ndarray  # float16, memory-mapped
     sentence_offsets: np.ndarray = field(init=False)
     langs: np.ndarray = field(init=False)
@@ -309,7 +310,9 @@ def build_index(
             previous = Index.load(index_dir)
         except IndexMismatchError as exc:
             log(f"previous index unusable ({exc}); rebuilding")
-    before = previous.manifest["backend"] if previous is not None else None
+    # The live version's backend, read even when it is not loaded (--rebuild, or damaged):
+    # a rebuild keeps the engine, the cluster and the collection.
+    before = previous.manifest["backend"] if previous is not None else _live_backend(index_dir)
     spec = backend_spec(backend, url, collection, before)
     if spec["type"] != "faiss":
         from .qdrant import check
@@ -449,6 +452,14 @@ def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
     return old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields)
 
 
+def _live_backend(index_dir: Path) -> dict | None:
+    try:
+        manifest = json.loads((resolve_version(index_dir) / "manifest.json").read_text(encoding="utf-8"))
+        return manifest.get("backend", {"type": "faiss"})
+    except (QAError, OSError, ValueError):
+        return None
+
+
 def backend_spec(backend: str | None, url: str | None, collection: str | None, before: dict | None) -> dict:
     """The manifest's ``backend`` entry for a build (without what the build adds)."""
     from .qdrant import BACKENDS, DEFAULT_COLLECTION
@@ -543,7 +554,10 @@ def write_version(
     _fsync_dir(index_dir / "versions")
     _fsync_dir(index_dir)
     if after_switch is not None:
-        after_switch()
+        try:
+            after_switch()
+        except QAError as exc:  # the new version is live all the same
+            print(f"qa: warning: the new index version is live, but {exc}", file=sys.stderr)
     _prune(index_dir, keep=name)
     return final
 

@@ -131,7 +131,9 @@ class EdgeStore:
         try:
             return cls(qe.EdgeShard.load(str(path)))
         except Exception as exc:  # the bindings raise plain exceptions
-            raise IndexMismatchError(f"Qdrant Edge shard unreadable at {path} ({exc}); run `qa index --rebuild`") from exc
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"Qdrant Edge shard unreadable at {path} ({reason}); rebuild the index with `qa index --rebuild`"
+            raise IndexMismatchError(message) from exc
 
     def upsert(self, points: list[tuple[int, np.ndarray, tuple[list[int], list[float]], dict]]) -> None:
         qe = self.qe
@@ -171,7 +173,6 @@ class EdgeStore:
         vector: np.ndarray | None = None,
         sparse: list[int] | None = None,
         rrf_k: int | None = None,
-        weights: list[float] | None = None,
     ) -> list[tuple[int, float]]:
         """Dense, BM25, or (with ``rrf_k``) both fused by RRF, in one request."""
         qe = self.qe
@@ -188,9 +189,7 @@ class EdgeStore:
             request = qe.QueryRequest(limit=depth, query=queries[0], filter=flt, params=params, with_payload=False)
         else:
             prefetches = [qe.Prefetch(limit=depth, query=q, filter=flt, params=params) for q in queries]
-            request = qe.QueryRequest(
-                limit=depth, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k, weights=weights), filter=flt, with_payload=False
-            )
+            request = qe.QueryRequest(limit=depth, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), filter=flt, with_payload=False)
         return [(int(p.id), float(p.score)) for p in self.shard.query(request)]
 
 
@@ -223,7 +222,7 @@ def check(spec: dict) -> None:
         except Exception as exc:  # connection refused, bad key, not a Qdrant, ...
             raise QAError(
                 f"cannot reach Qdrant at {spec['url']} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                "check --url and QDRANT_API_KEY"
+                "check the address given to `qa index --backend qdrant --url` and QDRANT_API_KEY"
             ) from exc
 
 
@@ -242,15 +241,15 @@ class ClusterStore:
         check({"type": "qdrant", "url": url})
         store = cls(connect(url), collection)
         if not store.client.collection_exists(collection):
-            raise IndexMismatchError(f"no collection {collection!r} at {url}; run `qa index --rebuild --backend qdrant --url {url}`")
+            raise IndexMismatchError(f"no collection {collection!r} at {url} (deleted?); rebuild the index with `qa index --rebuild`")
         return store
 
     @classmethod
     def create(cls, url: str, collection: str, dim: int) -> ClusterStore:
         store = cls(connect(url), collection)
         m = store.m
-        if store.client.collection_exists(collection):
-            store.client.delete_collection(collection)
+        if store.client.collection_exists(collection):  # never replace a collection someone may be using
+            raise QAError(f"a collection {collection!r} already exists at {url}; remove it or give another --collection")
         store.client.create_collection(
             collection,
             vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.DOT)},
@@ -280,6 +279,16 @@ class ClusterStore:
     def count(self) -> int:
         return int(self.client.count(self.collection, exact=True).count)
 
+    def ids(self) -> set[int]:
+        """Every point id in the collection (scrolled, without payloads or vectors)."""
+        found: set[int] = set()
+        offset = None
+        while True:
+            points, offset = self.client.scroll(self.collection, limit=10_000, offset=offset, with_payload=False, with_vectors=False)
+            found.update(int(p.id) for p in points)
+            if offset is None:
+                return found
+
     def finish(self) -> None:
         pass  # the server optimizes in the background
 
@@ -302,7 +311,6 @@ class ClusterStore:
         vector: np.ndarray | None = None,
         sparse: list[int] | None = None,
         rrf_k: int | None = None,
-        weights: list[float] | None = None,
     ) -> list[tuple[int, float]]:
         m = self.m
         flt = self._filter(where)
@@ -324,7 +332,7 @@ class ClusterStore:
             result = self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
-                query=m.RrfQuery(rrf=m.Rrf(k=rrf_k, weights=weights)),
+                query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
                 limit=depth,
                 query_filter=flt,
                 with_payload=False,
@@ -352,6 +360,16 @@ def payload(chunk: Chunk) -> dict:
     }
 
 
+def _cleanup(action: Callable[[object], object], argument: object, failed: str, fix: str) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            action(argument)
+        except Exception as exc:  # network errors, server errors
+            raise QAError(f"{failed} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+
+    return run
+
+
 def write_store(
     version_dir: Path,
     spec: dict,
@@ -363,52 +381,78 @@ def write_store(
     fresh_docs: set[str],
 ) -> tuple[dict, Callable[[], None]]:
     """Write the Qdrant store of a new version; return the manifest's ``backend`` entry and
-    what to do once the version is live (delete the points it no longer has)."""
+    what to do once the version is live.
+
+    Edge: the previous version's shard is copied and updated (or a new one created).
+    Cluster: an update writes into the live collection (points the live version does not
+    know are ignored by it), and its removals wait until the new version is live; a full
+    build (first build, ``--rebuild``, new encoder or settings, another backend before)
+    writes a new collection ``<collection>-<version>`` and drops the one the previous
+    version used only once the new version is live. A build that dies leaves the live
+    version's store as it was.
+    """
+    from .index import _live_backend
+
     dim = vectors.shape[1]
-    before = previous.manifest["backend"] if previous is not None else {}
-    same_store = before.get("type") == spec["type"] and (
-        spec["type"] == "qdrant-edge" or (before.get("url"), before.get("collection")) == (spec["url"], spec["collection"])
-    )
-    if same_store:
-        bm25 = dict(before["bm25"])
-    else:
-        bm25 = SparseEncoder(average_length(chunks, context)).settings()
+    live = previous.manifest["backend"] if previous is not None else (_live_backend(version_dir.parent) or {})
+    same_store = previous is not None and live.get("type") == spec["type"]
+    if spec["type"] == "qdrant":
+        same_store = same_store and (live.get("url"), live.get("collection")) == (spec["url"], spec["collection"])
+    bm25 = dict(live["bm25"]) if same_store else SparseEncoder(average_length(chunks, context)).settings()
     sparse = SparseEncoder(bm25["avg_len"], bm25["k"], bm25["b"])
+    new_ids = {int(i) for i in ids}
+    after: Callable[[], None] = lambda: None  # noqa: E731
     if spec["type"] == "qdrant-edge":
         path = version_dir / EDGE_DIR
         if same_store:
             assert previous is not None
             shutil.copytree(previous.path / EDGE_DIR, path)
             store: EdgeStore | ClusterStore = EdgeStore.load(path)
+            present = {int(i) for i in previous.rows["faiss_id"]}  # the copy holds exactly these
         else:
-            store = EdgeStore.create(path, dim)
+            store, present = EdgeStore.create(path, dim), set()
+        gone = sorted(present - new_ids)
+        store.delete(gone)  # a private copy: now
+        entry = {**spec, "path": EDGE_DIR}
     else:
-        store = (
-            ClusterStore.open(spec["url"], spec["collection"]) if same_store else ClusterStore.create(spec["url"], spec["collection"], dim)
-        )
-
-    old_ids = set(previous.rows["faiss_id"].tolist()) if same_store and previous is not None else set()
-    todo = [row for row, chunk in enumerate(chunks) if int(ids[row]) not in old_ids or chunk.doc_id in fresh_docs]
-    gone = sorted(old_ids - set(ids.tolist()))
-    if spec["type"] == "qdrant-edge":
-        store.delete(gone)  # a private copy: delete now
-    for i in range(0, len(todo), UPSERT_BATCH):
-        batch = []
-        for row in todo[i : i + UPSERT_BATCH]:
-            chunk = chunks[row]
-            text = indexed_text(chunk, context)
-            batch.append((int(ids[row]), np.asarray(vectors[row], dtype=np.float32), sparse.document(text, chunk.lang), payload(chunk)))
-        store.upsert(batch)
-    store.finish()
-    if spec["type"] == "qdrant-edge" and store.count() != len(chunks):
-        raise IndexMismatchError(f"the Qdrant Edge shard holds {store.count()} points for {len(chunks)} chunks; run `qa index --rebuild`")
-    store.close()
-    entry = {**spec, "bm25": bm25, "points": len(chunks), "upserted": len(todo), "deleted": len(gone)}
-    if spec["type"] == "qdrant-edge":
-        entry["path"] = EDGE_DIR
-        return entry, lambda: None
-    cluster = store
-    return entry, lambda: cluster.delete(gone)  # type: ignore[union-attr]
+        if same_store:
+            physical = live["physical"]
+            store = ClusterStore.open(spec["url"], physical)
+            present = store.ids()  # the collection itself: also what a failed build left there
+            gone = sorted(present - new_ids)
+            after = _cleanup(store.delete, gone, f"deleting {len(gone)} removed points failed", "the next `qa index` retries")
+        else:
+            physical = f"{spec['collection']}-{version_dir.name.removeprefix('.tmp-')}".lower()
+            store, present, gone = ClusterStore.create(spec["url"], physical, dim), set(), []
+            if live.get("type") == "qdrant" and live.get("url") == spec["url"] and live.get("physical"):
+                old = live["physical"]
+                after = _cleanup(
+                    store.client.delete_collection, old, f"deleting the replaced collection {old!r} failed", "delete it by hand"
+                )
+        entry = {**spec, "physical": physical}
+    try:
+        todo = [row for row, chunk in enumerate(chunks) if int(ids[row]) not in present or chunk.doc_id in fresh_docs]
+        for i in range(0, len(todo), UPSERT_BATCH):
+            batch = []
+            for row in todo[i : i + UPSERT_BATCH]:
+                chunk = chunks[row]
+                text = indexed_text(chunk, context)
+                batch.append((int(ids[row]), np.asarray(vectors[row], dtype=np.float32), sparse.document(text, chunk.lang), payload(chunk)))
+            store.upsert(batch)
+        store.finish()
+        if spec["type"] == "qdrant-edge" and store.count() != len(chunks):
+            raise IndexMismatchError(f"the new Qdrant Edge shard holds {store.count()} points for {len(chunks)} chunks; run it again")
+    except BaseException:
+        if isinstance(store, ClusterStore) and not same_store:  # the collection this build started
+            try:
+                store.client.delete_collection(store.collection)
+            except Exception:  # noqa: S110  (the build's own error is the one to report)
+                pass
+        raise
+    finally:
+        store.close()
+    entry.update(bm25=bm25, points=len(chunks), upserted=len(todo), deleted=len(gone))
+    return entry, after
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,7 +480,7 @@ class QdrantBackend:
                     "run `qa index --rebuild`"
                 )
         else:
-            store = ClusterStore.open(spec["url"], spec["collection"])
+            store = ClusterStore.open(spec["url"], spec["physical"])
         return cls(index, store)
 
     def _rows(self, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -471,33 +515,30 @@ class QdrantBackend:
         where: Where | None,
         feedback: Feedback | None,
     ) -> list[Hit]:
-        """Dense and BM25 prefetched and fused by RRF in one request.
+        """Dense and BM25 prefetched and fused by RRF in one request, for equal weights.
 
-        Qdrant's RRF counts ranks from 0 (``1 / (k + rank0)``), ours from 1, so ``k + 1``
-        is sent: equal weights then give the same scores as :func:`qa.retrieval.rrf`.
-        Unequal weights follow Qdrant's weighted RRF (``1 / (rank1 / w + k - 1)``).
+        Qdrant's RRF counts ranks from 0 (``1 / (k + rank0)``), ours from 1, so ``k + 1`` is
+        sent, and the scores are scaled by the common weight: they are then those of
+        :func:`qa.retrieval.rrf`. (Qdrant weighs ranks, not scores, so unequal weights go
+        through :func:`qa.retrieval.retrieve`'s two requests and our fusion instead.)
         """
         if depth <= 0:
             return []
+        weight = (weights or {}).get("dense", 1.0)
+        if weight != (weights or {}).get("bm25", 1.0):
+            raise ValueError("hybrid() fuses equal weights only; retrieve() fuses unequal ones itself")
         extra: list[int] = []
         if feedback is not None and feedback.terms > 0:
             top = self.dense(query_vector, feedback.docs, where)
             extra = self.feedback_terms([r for r, _ in top], feedback.terms)
-        w = [(weights or {}).get("dense", 1.0), (weights or {}).get("bm25", 1.0)]
-        found = self.store.search(
-            depth,
-            where,
-            vector=query_vector,
-            sparse=self.sparse.query(text, extra),
-            rrf_k=rrf_k + 1,
-            weights=None if w == [1.0, 1.0] else w,
-        )
+        found = self.store.search(depth, where, vector=query_vector, sparse=self.sparse.query(text, extra), rrf_k=rrf_k + 1)
         ordered = sorted(self._rows(found), key=lambda item: (-item[1], item[0]))
-        return [Hit(row=row, score=score) for row, score in ordered]
+        return [Hit(row=row, score=score * weight) for row, score in ordered]
 
     def feedback_terms(self, rows: Sequence[int], n: int) -> list[int]:
         """Token ids shared by at least two of ``rows`` (each in its language's analyser),
-        most shared first, then by id (a stable order)."""
+        most shared first, then by id (a stable order). Unlike the local backend's terms,
+        ids carry no length, so short terms are not left out (the analysers drop stopwords)."""
         counts: Counter[int] = Counter()
         for row in rows:
             terms = self._terms.get(row)

@@ -216,7 +216,9 @@ def retrieve(
     import time
 
     t = time.perf_counter()
-    if mode == "hybrid" and query_vector is not None and hasattr(backend, "hybrid"):
+    w = weights or {}
+    if mode == "hybrid" and query_vector is not None and hasattr(backend, "hybrid") and w.get("dense", 1.0) == w.get("bm25", 1.0):
+        # The engine fuses in one request (its RRF equals ours for equal weights).
         hits = backend.hybrid(query_vector, text, lang, depth=depth, rrf_k=rrf_k, weights=weights, where=where, feedback=feedback)
         if timings is not None:
             timings["search"] = (time.perf_counter() - t) * 1000

@@ -46,7 +46,25 @@ def _backend_args(name: str) -> dict:
     url = os.environ.get("QDRANT_URL")
     if not url:
         pytest.skip("QDRANT_URL is not set: no live Qdrant cluster to run the contract against (the one permitted skip)")
-    return {"backend": "qdrant", "url": url, "collection": f"qa-test-{uuid.uuid4().hex[:8]}"}
+    collection = f"qa-test-{uuid.uuid4().hex[:8]}"
+    _LIVE_COLLECTIONS.append(collection)
+    return {"backend": "qdrant", "url": url, "collection": collection}
+
+
+_LIVE_COLLECTIONS: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_live_collections():
+    """Leave nothing behind on a live cluster."""
+    yield
+    if _LIVE_COLLECTIONS:
+        from qa.qdrant import connect
+
+        client = connect(os.environ["QDRANT_URL"])
+        for collection in client.get_collections().collections:
+            if any(collection.name.startswith(prefix) for prefix in _LIVE_COLLECTIONS):
+                client.delete_collection(collection.name)
 
 
 def _switch(built_index, corpus, dest, encoder, name):
@@ -252,3 +270,88 @@ def test_cli_index_then_ask_with_edge(corpus_copy, tmp_path, capsys):
     assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--backend", "faiss", "--quiet"]) == 0
     assert "embedded 0 chunks" in capsys.readouterr().out
     assert Index.load(index).manifest["backend"]["type"] == "faiss"
+
+
+def test_unequal_weights_are_fused_by_us(engine, encoder):
+    """Qdrant's weighted RRF weighs ranks, ours scores: unequal weights take two requests
+    and qa.retrieval.rrf, on every engine."""
+    _, assistant = engine
+    question = "drones Bayraktar Turquie"
+    qvec = encoder.encode([question])[0]
+    weights = {"dense": 2.0, "bm25": 1.0}
+    hits = retrieve(assistant.backend, qvec, question, "fr", depth=20, weights=weights)
+    assert all(h.dense_rank is not None or h.bm25_rank is not None for h in hits)
+    dense = assistant.backend.dense(qvec, 20, None)
+    lexical = assistant.backend.lexical(question, "fr", 20, None)
+    expected = rrf({"dense": [r for r, _ in dense], "bm25": [r for r, _ in lexical]}, weights, k=60)
+    assert [h.row for h in hits] == sorted(expected, key=lambda r: (-expected[r], r))
+    # Equal weights other than 1: the same order as 1 and 1, scores scaled.
+    ones = retrieve(assistant.backend, qvec, question, "fr", depth=20)
+    twos = retrieve(assistant.backend, qvec, question, "fr", depth=20, weights={"dense": 2.0, "bm25": 2.0})
+    assert [h.row for h in twos] == [h.row for h in ones]
+    assert [h.score for h in twos] == pytest.approx([2 * h.score for h in ones], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["qdrant-edge", "qdrant-memory"])
+def test_rebuild_keeps_the_backend(name, built_index, corpus_copy, tmp_path, encoder):
+    path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, name)
+    before = Index.load(path).manifest["backend"]
+    build_index(corpus_copy, path, encoder=encoder, rebuild=True, progress=False, log=_quiet)
+    after = Index.load(path).manifest["backend"]
+    assert {k: after.get(k) for k in ("type", "url", "collection")} == {k: before.get(k) for k in ("type", "url", "collection")}
+    assistant = Assistant.open(path, config=RetrievalConfig(), encoder=encoder)
+    assert assistant.ask("Quel pays a acheté des drones Bayraktar ?").citations[0].doc_id == "ijd-elargissement-balkans-securite"
+    if name == "qdrant-memory":
+        from qa.qdrant import connect
+
+        names = {c.name for c in connect(":memory:").get_collections().collections}
+        assert after["physical"] != before["physical"]
+        assert after["physical"] in names and before["physical"] not in names  # the replaced one dropped after the switch
+
+
+def test_cluster_rebuild_that_dies_leaves_the_live_collection(built_index, corpus_copy, tmp_path, encoder, monkeypatch):
+    from qa import qdrant
+
+    path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, "qdrant-memory")
+    live = Index.load(path).manifest["backend"]["physical"]
+
+    def boom(self):
+        raise RuntimeError("connection reset")
+
+    monkeypatch.setattr(qdrant.ClusterStore, "finish", boom)
+    with pytest.raises(RuntimeError, match="connection reset"):
+        build_index(corpus_copy, path, encoder=encoder, rebuild=True, progress=False, log=_quiet)
+    monkeypatch.undo()
+    index = Index.load(path)
+    assert index.manifest["backend"]["physical"] == live
+    from qa.qdrant import connect
+
+    names = {c.name for c in connect(":memory:").get_collections().collections}
+    assert live in names and not any(n.startswith(live.rsplit("-", 2)[0]) and n != live for n in names)  # nothing half-built left
+    backend = open_backend(index)
+    assert backend.store.count() == len(index.rows)
+    assistant = Assistant(index, config=RetrievalConfig(), encoder=encoder)
+    assert assistant.ask("Quel pays a acheté des drones Bayraktar ?").citations[0].doc_id == "ijd-elargissement-balkans-securite"
+
+
+def test_cluster_update_removes_points_a_failed_update_left(built_index, corpus_copy, tmp_path, encoder, monkeypatch):
+    """Points written by an update that died are not in the live version; the next update
+    deletes them (removals come from the collection itself)."""
+    from qa import qdrant
+
+    path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, "qdrant-memory")
+    (corpus_copy / "new-note.md").write_text("# Note\n\nLe projet Horizons Partagés vise la jeunesse.\n", encoding="utf-8")
+    monkeypatch.setattr(qdrant.ClusterStore, "finish", lambda self: (_ for _ in ()).throw(RuntimeError("timeout")))
+    with pytest.raises(RuntimeError):
+        build_index(corpus_copy, path, encoder=encoder, progress=False, log=_quiet)
+    monkeypatch.undo()
+    index = Index.load(path)
+    store = open_backend(index).store
+    assert store.count() > len(index.rows)  # the dead update's point is there, unknown to the live version
+    (corpus_copy / "new-note.md").unlink()
+    (corpus_copy / "otan-relations-serbie.txt").write_text(
+        (corpus_copy / "otan-relations-serbie.txt").read_text(encoding="utf-8") + "\nUne phrase ajoutée.\n", encoding="utf-8"
+    )
+    build_index(corpus_copy, path, encoder=encoder, progress=False, log=_quiet)
+    index = Index.load(path)
+    assert open_backend(index).store.count() == len(index.rows)
