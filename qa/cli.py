@@ -230,78 +230,58 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    """Answer a JSONL file of questions, here or (``--ray``) on Ray actors: the same records,
+    in input order; a bad line is reported with its number and the others are answered."""
     from .answer import validate_question
 
     path = Path(args.input)
     if not path.exists():
         raise QAError(f"input file not found: {path}")
     assistant = _open_assistant(args)
-    if args.ray is not None:
-        return _ray_batch(args, path, assistant)
     failures = 0
-    answered = 0
-    with open(path, "rb") as fin, open(args.output, "w", encoding="utf-8") as fout:
+    lines: list[tuple[int, object]] = []  # (line number, id) of each question asked
+    questions: list[tuple[int, str]] = []  # (place in lines, question)
+    with open(path, "rb") as fin:
         for lineno, raw_line in enumerate(fin, start=1):
             if not raw_line.strip():
                 continue
             try:
-                item = _batch_item(raw_line)
-                question = validate_question(item["question"])
-                answer = assistant.ask(question, k=args.k, lang=args.lang, doc=args.doc)
-            except (ValueError, QAError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-                failures += 1
-                print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
-                continue
-            record = {"id": item.get("id", lineno), **answer.to_dict()}
-            fout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            answered += 1
-    return _batch_done(args, answered, failures)
-
-
-def _batch_item(raw_line: bytes) -> dict:
-    item = json.loads(raw_line.decode("utf-8"))
-    if not isinstance(item, dict) or "question" not in item:
-        raise ValueError('expected an object with "id" and "question"')
-    return item
-
-
-def _batch_done(args: argparse.Namespace, answered: int, failures: int) -> int:
-    print(f"answered {answered} questions into {args.output}" + (f"; {failures} lines failed" if failures else ""), file=sys.stderr)
-    return EXIT_PARTIAL if failures else EXIT_OK
-
-
-def _ray_batch(args: argparse.Namespace, path: Path, assistant) -> int:  # type: ignore[no-untyped-def]
-    """The batch on Ray actors: every line read and checked first, answers in input order."""
-    from .answer import validate_question
-    from .distributed import answer_batch
-
-    failures = answered = 0
-    items: list[tuple[int, object]] = []  # (line number, id); questions carry their place here
-    questions: list[tuple[str | int, str]] = []
-    with open(path, "rb") as fin, open(args.output, "w", encoding="utf-8") as fout:
-        for lineno, raw_line in enumerate(fin, start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                item = _batch_item(raw_line)
-                questions.append((len(items), validate_question(item["question"])))
+                item = json.loads(raw_line.decode("utf-8"))  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+                if not isinstance(item, dict) or "question" not in item:
+                    raise ValueError('expected an object with "id" and "question"')
+                questions.append((len(lines), validate_question(item["question"])))
             except (ValueError, QAError) as exc:
                 failures += 1
                 print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
                 continue
-            items.append((lineno, item.get("id", lineno)))
-        records = answer_batch(
-            args.index, questions, config=assistant.config, k=args.k, lang=args.lang, doc=args.doc, address=args.ray or None
-        )
+            lines.append((lineno, item.get("id", lineno)))
+    options = {"k": args.k, "lang": args.lang, "doc": args.doc}
+
+    def answered_here():  # type: ignore[no-untyped-def]
+        for place, question in questions:
+            try:
+                yield {"id": place, **assistant.ask(question, **options).to_dict()}  # type: ignore[arg-type]
+            except (ValueError, QAError) as exc:
+                yield {"id": place, "error": str(exc)}
+
+    answered = 0
+    with open(args.output, "w", encoding="utf-8") as fout:  # opened first: a bad path fails before any work
+        if args.ray is not None:
+            from .distributed import answer_batch
+
+            records = answer_batch(args.index, questions, config=assistant.config, address=args.ray or None, **options)  # type: ignore[arg-type]
+        else:
+            records = answered_here()  # written as they come
         for record in records:
-            lineno, item_id = items[int(record.pop("id"))]
+            lineno, item_id = lines[int(record.pop("id"))]
             if "error" in record:
                 failures += 1
                 print(f"qa: {path}:{lineno}: skipped: {record['error']}", file=sys.stderr)
                 continue
             fout.write(json.dumps({"id": item_id, **record}, ensure_ascii=False) + "\n")
             answered += 1
-    return _batch_done(args, answered, failures)
+    print(f"answered {answered} questions into {args.output}" + (f"; {failures} lines failed" if failures else ""), file=sys.stderr)
+    return EXIT_PARTIAL if failures else EXIT_OK
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

@@ -123,10 +123,12 @@ def test_top_hit_and_citation(engine, documents):
         ),
     ],
 )
-def test_top_3(engine, question, doc_id, quote):
+def test_english_question_answered_only_in_french_is_cited_in_top_3(engine, question, doc_id, quote):
     _, assistant = engine
-    top3 = assistant.ask(question).citations[:3]
-    assert any(c.doc_id == doc_id and quote in c.text for c in top3), [(c.doc_id, c.text[:60]) for c in top3]
+    answer = assistant.ask(question)
+    assert answer.language == "en" and not answer.abstained
+    top3 = answer.citations[:3]
+    assert any(c.doc_id == doc_id and quote in c.text and c.language == "fr" for c in top3), [(c.doc_id, c.text[:60]) for c in top3]
 
 
 def test_filters(engine):
