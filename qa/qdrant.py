@@ -103,7 +103,35 @@ def average_length(chunks: Sequence[Chunk], context: str) -> float:
 # Transports: the same requests to an Edge shard or through qdrant-client.
 
 
-class EdgeStore:
+class _Store:
+    """What both transports share: one search entry point; each builds its own request."""
+
+    def search(
+        self,
+        depth: int,
+        where: Where | None,
+        vector: np.ndarray | None = None,
+        sparse: list[int] | None = None,
+        rrf_k: int | None = None,
+    ) -> list[tuple[int, float]]:
+        """(point id, score): dense, BM25, or (with ``rrf_k``) both fused by RRF, in one request."""
+        queries: list[tuple[str, list]] = []
+        if vector is not None:
+            queries.append((DENSE, vector.astype(np.float32).tolist()))
+        if sparse:
+            queries.append((SPARSE, list(sparse)))
+        if not queries:
+            return []
+        return self._query(depth, self._filter(where), queries, rrf_k)
+
+    def _filter(self, where: Where | None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def _query(self, depth: int, flt, queries: list[tuple[str, list]], rrf_k: int | None) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+class EdgeStore(_Store):
     """A Qdrant Edge shard on local disk (no WAL: each version is written once, flushed,
     then only read, so any number of processes may open it)."""
 
@@ -166,29 +194,17 @@ class EdgeStore:
             must.append(qe.FieldCondition(key="doc_id", match=qe.MatchValue(where.doc)))
         return qe.Filter(must=must)
 
-    def search(
-        self,
-        depth: int,
-        where: Where | None,
-        vector: np.ndarray | None = None,
-        sparse: list[int] | None = None,
-        rrf_k: int | None = None,
-    ) -> list[tuple[int, float]]:
-        """Dense, BM25, or (with ``rrf_k``) both fused by RRF, in one request."""
+    def _query(self, depth: int, flt, queries: list[tuple[str, list]], rrf_k: int | None) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
         qe = self.qe
-        flt = self._filter(where)
         params = qe.SearchParams(hnsw_ef=max(HNSW_EF, depth))
-        queries = []
-        if vector is not None:
-            queries.append(qe.Query.Nearest(vector.astype(np.float32).tolist(), using=DENSE))
-        if sparse:
-            queries.append(qe.Query.Nearest(qe.SparseVector(sparse, [1.0] * len(sparse)), using=SPARSE))
-        if not queries:
-            return []
+        nearest = [
+            qe.Query.Nearest(values if using == DENSE else qe.SparseVector(values, [1.0] * len(values)), using=using)
+            for using, values in queries
+        ]
         if rrf_k is None:
-            request = qe.QueryRequest(limit=depth, query=queries[0], filter=flt, params=params, with_payload=False)
+            request = qe.QueryRequest(limit=depth, query=nearest[0], filter=flt, params=params, with_payload=False)
         else:
-            prefetches = [qe.Prefetch(limit=depth, query=q, filter=flt, params=params) for q in queries]
+            prefetches = [qe.Prefetch(limit=depth, query=q, filter=flt, params=params) for q in nearest]
             request = qe.QueryRequest(limit=depth, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), filter=flt, with_payload=False)
         return [(int(p.id), float(p.score)) for p in self.shard.query(request)]
 
@@ -226,7 +242,7 @@ def check(spec: dict) -> None:
             ) from exc
 
 
-class ClusterStore:
+class ClusterStore(_Store):
     """A collection on a Qdrant server or cluster, through qdrant-client."""
 
     def __init__(self, client, collection: str) -> None:  # type: ignore[no-untyped-def]
@@ -304,38 +320,21 @@ class ClusterStore:
             must.append(m.FieldCondition(key="doc_id", match=m.MatchValue(value=where.doc)))
         return m.Filter(must=must)
 
-    def search(
-        self,
-        depth: int,
-        where: Where | None,
-        vector: np.ndarray | None = None,
-        sparse: list[int] | None = None,
-        rrf_k: int | None = None,
-    ) -> list[tuple[int, float]]:
+    def _query(self, depth: int, flt, queries: list[tuple[str, list]], rrf_k: int | None) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
         m = self.m
-        flt = self._filter(where)
         params = m.SearchParams(hnsw_ef=max(HNSW_EF, depth))
-        queries: list[tuple[object, str]] = []
-        if vector is not None:
-            queries.append((vector.astype(np.float32).tolist(), DENSE))
-        if sparse:
-            queries.append((m.SparseVector(indices=list(sparse), values=[1.0] * len(sparse)), SPARSE))
-        if not queries:
-            return []
+        nearest = [
+            (values if using == DENSE else m.SparseVector(indices=values, values=[1.0] * len(values)), using) for using, values in queries
+        ]
         if rrf_k is None:
-            query, using = queries[0]
+            query, using = nearest[0]
             result = self.client.query_points(
                 self.collection, query=query, using=using, limit=depth, query_filter=flt, search_params=params, with_payload=False
             )
         else:
-            prefetch = [m.Prefetch(query=q, using=u, limit=depth, filter=flt, params=params) for q, u in queries]
+            prefetch = [m.Prefetch(query=q, using=u, limit=depth, filter=flt, params=params) for q, u in nearest]
             result = self.client.query_points(
-                self.collection,
-                prefetch=prefetch,
-                query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
-                limit=depth,
-                query_filter=flt,
-                with_payload=False,
+                self.collection, prefetch=prefetch, query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)), limit=depth, query_filter=flt, with_payload=False
             )
         return [(int(p.id), float(p.score)) for p in result.points]
 

@@ -38,7 +38,8 @@ def rrf(rankings: Mapping[str, Sequence[K]], weights: Mapping[str, float] | None
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk (``row`` in the index), with what each retriever said."""
+    """One retrieved chunk (``row`` in the index), with what each retriever said (not
+    known when the engine fused them itself: Qdrant's one-request hybrid search)."""
 
     row: int
     score: float
