@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import LANGUAGES, analyse, detect_language
-from .chunking import strip_urls
+from .chunking import Chunk, strip_urls
 from .config import MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .retrieval import Backend, Feedback, Hit, Where, open_backend, retrieve
+from .retrieval import Backend, Feedback, Hit, RowCache, Where, open_backend, retrieve
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class Assistant:
                 "(`qa index --rebuild --model NAME_OR_PATH`) or open it without passing an encoder"
             )
         self.backend = backend or open_backend(index)
-        self._terms_cache: dict[int, list[set[str]]] = {}
+        self._terms: RowCache[list[set[str]]] = RowCache()
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
     @classmethod
@@ -214,14 +214,16 @@ class Assistant:
         token_cache: dict[str, set[str]] = {}
         for position, hit in enumerate(pool):
             chunk = self.index.chunks[hit.row]
-            q_tokens = token_cache.setdefault(chunk.lang, set(analyse(question, chunk.lang)))
+            if chunk.lang not in token_cache:  # once per language, not per candidate
+                token_cache[chunk.lang] = set(analyse(question, chunk.lang))
+            q_tokens = token_cache[chunk.lang]
             vectors = self.index.sentence_rows(hit.row)
             cosines = vectors @ qvec if len(vectors) else np.zeros(0)
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
                 continue  # headings only: nothing in it can be evidence
-            terms = self._sentence_terms(hit.row)
+            terms = self._sentence_terms(hit.row, chunk)
             for j in candidates:
                 words = terms[j]
                 coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
@@ -268,16 +270,9 @@ class Assistant:
                 break
         return citations
 
-    def _sentence_terms(self, row: int) -> list[set[str]]:
-        """Analysed terms of a chunk's sentences, cached (bounded) across questions."""
-        terms = self._terms_cache.get(row)
-        if terms is None:
-            chunk = self.index.chunks[row]
-            terms = [set(analyse(strip_urls(chunk.text[s.start : s.end]), chunk.lang)) for s in chunk.sentences]
-            if len(self._terms_cache) >= 100_000:
-                self._terms_cache.clear()
-            self._terms_cache[row] = terms
-        return terms
+    def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:
+        """Analysed terms of a chunk's sentences (the chunk at ``row``), cached across questions."""
+        return self._terms.get(row, lambda: [set(analyse(strip_urls(chunk.text[s.start : s.end]), chunk.lang)) for s in chunk.sentences])
 
     def publisher(self, doc_id: str) -> str:
         return self._publishers.get(doc_id, "")

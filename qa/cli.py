@@ -154,9 +154,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
         raise QAError("--url :memory: would vanish with this process; give the address of a Qdrant server, e.g. http://HOST:6333")
     encoder = None
     if args.ray is not None:
+        from .config import DEFAULT_MODEL
         from .distributed import RayEncoder
+        from .index import live_manifest
 
-        encoder = RayEncoder(args.model or _indexed_model(args.index, args.rebuild), args.ray or None)
+        # The model build_index would use: the one given, else the live version's.
+        model = args.model or (live_manifest(args.index) or {}).get("encoder", {}).get("name", DEFAULT_MODEL)
+        encoder = RayEncoder(model, args.ray or None)
     report = build_index(
         args.corpus,
         args.index,
@@ -174,21 +178,14 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _indexed_model(path: str, rebuild: bool) -> str:
-    """The model an update keeps using, as build_index picks it: the index's, or the default."""
-    from .config import DEFAULT_MODEL
-    from .index import Index, index_exists
-
-    if rebuild or not index_exists(path):
-        return DEFAULT_MODEL
-    try:
-        return Index.load(path).manifest["encoder"]["name"]
-    except QAError:  # unusable: build_index says so and rebuilds
-        return DEFAULT_MODEL
-
-
 def _open_assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .answer import Assistant
+
+    return Assistant.open(args.index, config=_prepare(args))
+
+
+def _prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Index the corpus first if there is no index; the retrieval settings to ask with."""
     from .index import build_index, index_exists
 
     config = load_config(args.config)
@@ -201,7 +198,7 @@ def _open_assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     retrieval = config.retrieval
     if args.mode:
         retrieval = replace(retrieval, mode=args.mode)
-    return Assistant.open(args.index, config=retrieval)
+    return retrieval
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -237,10 +234,9 @@ def _batch(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.exists():
         raise QAError(f"input file not found: {path}")
-    assistant = _open_assistant(args)
+    config = _prepare(args)
     failures = 0
-    lines: list[tuple[int, object]] = []  # (line number, id) of each question asked
-    questions: list[tuple[int, str]] = []  # (place in lines, question)
+    asked: list[tuple[int, object, str]] = []  # (line number, id, question)
     with open(path, "rb") as fin:
         for lineno, raw_line in enumerate(fin, start=1):
             if not raw_line.strip():
@@ -249,31 +245,33 @@ def _batch(args: argparse.Namespace) -> int:
                 item = json.loads(raw_line.decode("utf-8"))  # JSONDecodeError, UnicodeDecodeError: ValueErrors
                 if not isinstance(item, dict) or "question" not in item:
                     raise ValueError('expected an object with "id" and "question"')
-                questions.append((len(lines), validate_question(item["question"])))
+                asked.append((lineno, item.get("id", lineno), validate_question(item["question"])))
             except (ValueError, QAError) as exc:
                 failures += 1
                 print(f"qa: {path}:{lineno}: skipped: {exc}", file=sys.stderr)
-                continue
-            lines.append((lineno, item.get("id", lineno)))
     options = {"k": args.k, "lang": args.lang, "doc": args.doc}
 
     def answered_here():  # type: ignore[no-untyped-def]
-        for place, question in questions:
+        from .answer import Assistant
+
+        assistant = Assistant.open(args.index, config=config)
+        for _, _, question in asked:
             try:
-                yield {"id": place, **assistant.ask(question, **options).to_dict()}  # type: ignore[arg-type]
+                yield assistant.ask(question, **options).to_dict()  # type: ignore[arg-type]
             except (ValueError, QAError) as exc:
-                yield {"id": place, "error": str(exc)}
+                yield {"error": str(exc)}
 
     answered = 0
     with open(args.output, "w", encoding="utf-8") as fout:  # opened first: a bad path fails before any work
         if args.ray is not None:
             from .distributed import answer_batch
 
-            records = answer_batch(args.index, questions, config=assistant.config, address=args.ray or None, **options)  # type: ignore[arg-type]
+            pairs = [(i, question) for i, (_, _, question) in enumerate(asked)]
+            records = answer_batch(args.index, pairs, config=config, address=args.ray or None, **options)  # type: ignore[arg-type]
         else:
             records = answered_here()  # written as they come
-        for record in records:
-            lineno, item_id = lines[int(record.pop("id"))]
+        for (lineno, item_id, _), record in zip(asked, records):  # both in input order
+            record.pop("id", None)
             if "error" in record:
                 failures += 1
                 print(f"qa: {path}:{lineno}: skipped: {record['error']}", file=sys.stderr)

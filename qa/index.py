@@ -180,7 +180,7 @@ class Index:
             raise IndexMismatchError(
                 f"index format {version} at {root} is not the format {FORMAT_VERSION} this qa reads; {_rebuild_hint(root)}"
             )
-        manifest.setdefault("backend", {"type": "faiss"})  # indexes written before backends were a choice
+        manifest.setdefault("backend", {"type": "faiss"})  # as in live_manifest
         local = manifest["backend"]["type"] == "faiss"
         dense = bm25 = None
         try:
@@ -302,7 +302,6 @@ def build_index(
     """
     t0 = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
-    chunking = chunking or ChunkingConfig()
     documents = load_corpus(corpus_dir, warn=log)
     previous: Index | None = None
     if not rebuild and index_exists(index_dir):
@@ -310,16 +309,20 @@ def build_index(
             previous = Index.load(index_dir)
         except IndexMismatchError as exc:
             log(f"previous index unusable ({exc}); rebuilding")
-    # The live version's backend, read even when it is not loaded (--rebuild, or damaged):
-    # a rebuild keeps the engine, the cluster and the collection.
-    before = previous.manifest["backend"] if previous is not None else _live_backend(index_dir)
+    # What is not given is kept from the live version, read even when it is not loaded
+    # (--rebuild, or damaged): its encoder, chunking settings, engine, cluster, collection.
+    live = previous.manifest if previous is not None else (live_manifest(index_dir) or {})
+    before = live.get("backend")
     spec = backend_spec(backend, url, collection, before)
     if spec["type"] != "faiss":
         from .qdrant import check
 
         check(spec)
+    if chunking is None:
+        kept = live.get("settings", {}).get("chunking")
+        chunking = ChunkingConfig(**kept) if kept else ChunkingConfig()
     if model is None:
-        model = previous.manifest["encoder"]["name"] if previous else DEFAULT_MODEL
+        model = live.get("encoder", {}).get("name", DEFAULT_MODEL)
     encoder = encoder or load_encoder(model)
     settings = {"chunking": asdict(chunking), "analyser": ANALYSER, "pipeline": PIPELINE_VERSION}
     if previous is not None:
@@ -418,6 +421,7 @@ def build_index(
         chunking.context,
         backend=spec,
         previous=previous,
+        live_backend=before,
         fresh=set(added) | set(changed),
     )
     return BuildReport(
@@ -452,12 +456,15 @@ def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
     return old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields)
 
 
-def _live_backend(index_dir: Path) -> dict | None:
+def live_manifest(root: str | Path) -> dict | None:
+    """The live version's manifest (None when there is none readable), without loading the
+    index: what a build keeps when it is not told otherwise."""
     try:
-        manifest = json.loads((resolve_version(index_dir) / "manifest.json").read_text(encoding="utf-8"))
-        return manifest.get("backend", {"type": "faiss"})
+        manifest = json.loads((resolve_version(Path(root)) / "manifest.json").read_text(encoding="utf-8"))
     except (QAError, OSError, ValueError):
         return None
+    manifest.setdefault("backend", {"type": "faiss"})  # indexes written before backends were a choice
+    return manifest
 
 
 def backend_spec(backend: str | None, url: str | None, collection: str | None, before: dict | None) -> dict:
@@ -490,11 +497,13 @@ def write_version(
     backend: dict | None = None,
     previous: Index | None = None,
     fresh: set[str] | None = None,
+    live_backend: dict | None = None,
 ) -> Path:
     """Write a complete version next to the live one, then switch ``CURRENT`` to it.
 
     ``previous`` and ``fresh`` (ids of added or changed documents) let a Qdrant store be
-    updated rather than rewritten."""
+    updated rather than rewritten; ``live_backend`` (the live version's, when ``previous``
+    is not used) tells what a full build replaces."""
     backend = backend or {"type": "faiss"}
     after_switch = None
     import bm25s
@@ -536,7 +545,7 @@ def write_version(
             from .qdrant import write_store
 
             manifest["backend"], after_switch = write_store(
-                tmp, backend, chunks, rows["faiss_id"], vectors, context, previous, fresh or set()
+                tmp, backend, chunks, rows["faiss_id"], vectors, context, previous, fresh or set(), live_backend or {}
             )
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(tmp)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 from .chunking import Chunk, indexed_text, strip_urls
 from .errors import IndexMismatchError, QAError
 from .index import Index
-from .retrieval import Feedback, Hit, Where
+from .retrieval import Feedback, Hit, RowCache, Where, shared_terms
 
 BACKENDS = ("faiss", "qdrant-edge", "qdrant")
 EDGE_DIR = "qdrant"
@@ -49,6 +48,12 @@ BM25_K, BM25_B = 1.5, 0.75
 # HNSW (built by optimize() for segments above Qdrant's indexing threshold) and its search.
 HNSW_M, HNSW_EF_CONSTRUCT, HNSW_EF = 32, 100, 256
 UPSERT_BATCH = 256
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception on one line: its type and the first line of its message."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _import_edge():  # type: ignore[no-untyped-def]
@@ -159,8 +164,7 @@ class EdgeStore(_Store):
         try:
             return cls(qe.EdgeShard.load(str(path)))
         except Exception as exc:  # the bindings raise plain exceptions
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            message = f"Qdrant Edge shard unreadable at {path} ({reason}); rebuild the index with `qa index --rebuild`"
+            message = f"Qdrant Edge shard unreadable at {path} ({_reason(exc)}); rebuild the index with `qa index --rebuild`"
             raise IndexMismatchError(message) from exc
 
     def upsert(self, points: list[tuple[int, np.ndarray, tuple[list[int], list[float]], dict]]) -> None:
@@ -237,7 +241,7 @@ def check(spec: dict) -> None:
             client.get_collections()
         except Exception as exc:  # connection refused, bad key, not a Qdrant, ...
             raise QAError(
-                f"cannot reach Qdrant at {spec['url']} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                f"cannot reach Qdrant at {spec['url']} ({_reason(exc)}); "
                 "check the address given to `qa index --backend qdrant --url` and QDRANT_API_KEY"
             ) from exc
 
@@ -364,7 +368,7 @@ def _cleanup(action: Callable[[object], object], argument: object, failed: str, 
         try:
             action(argument)
         except Exception as exc:  # network errors, server errors
-            raise QAError(f"{failed} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+            raise QAError(f"{failed} ({_reason(exc)}); {fix}") from exc
 
     return run
 
@@ -378,9 +382,10 @@ def write_store(
     context: str,
     previous: Index | None,
     fresh_docs: set[str],
+    live: dict,
 ) -> tuple[dict, Callable[[], None]]:
     """Write the Qdrant store of a new version; return the manifest's ``backend`` entry and
-    what to do once the version is live.
+    what to do once the version is live. ``live`` is the live version's backend entry.
 
     Edge: the previous version's shard is copied and updated (or a new one created).
     Cluster: an update writes into the live collection (points the live version does not
@@ -390,10 +395,7 @@ def write_store(
     version used only once the new version is live. A build that dies leaves the live
     version's store as it was.
     """
-    from .index import _live_backend
-
     dim = vectors.shape[1]
-    live = previous.manifest["backend"] if previous is not None else (_live_backend(version_dir.parent) or {})
     same_store = previous is not None and live.get("type") == spec["type"]
     if spec["type"] == "qdrant":
         same_store = same_store and (live.get("url"), live.get("collection")) == (spec["url"], spec["collection"])
@@ -466,7 +468,7 @@ class QdrantBackend:
         self.index = index
         self.store = store
         self.sparse = SparseEncoder(settings["avg_len"], settings["k"], settings["b"])
-        self._terms: dict[int, set[int]] = {}
+        self._terms: RowCache[set[int]] = RowCache()
 
     @classmethod
     def open(cls, index: Index) -> QdrantBackend:
@@ -538,15 +540,9 @@ class QdrantBackend:
         """Token ids shared by at least two of ``rows`` (each in its language's analyser),
         most shared first, then by id (a stable order). Unlike the local backend's terms,
         ids carry no length, so short terms are not left out (the analysers drop stopwords)."""
-        counts: Counter[int] = Counter()
-        for row in rows:
-            terms = self._terms.get(row)
-            if terms is None:
-                chunk = self.index.chunks[row]
-                terms = set(self.sparse.terms(strip_urls(chunk.text), chunk.lang))
-                if len(self._terms) >= 100_000:
-                    self._terms.clear()
-                self._terms[row] = terms
-            counts.update(terms)
-        shared = sorted((t for t, c in counts.items() if c >= 2), key=lambda t: (-counts[t], t))
-        return shared[:n]
+
+        def terms(row: int) -> set[int]:
+            chunk = self.index.chunks[row]
+            return set(self.sparse.terms(strip_urls(chunk.text), chunk.lang))
+
+        return shared_terms((self._terms.get(r, lambda r=r: terms(r)) for r in rows), n)

@@ -7,9 +7,10 @@ engine can serve the same queries: :class:`LocalBackend` is FAISS + bm25s in pro
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .chunking import strip_urls
 from .index import Index
 
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def rrf(rankings: Mapping[str, Sequence[K]], weights: Mapping[str, float] | None = None, k: int = 60) -> dict[K, float]:
@@ -47,6 +49,33 @@ class Hit:
     dense_score: float | None = None
     bm25_rank: int | None = None
     bm25_score: float | None = None
+
+
+class RowCache(Generic[V]):
+    """Values computed per index row, kept for the most recent rows (bounded: started afresh
+    past ``size``), across questions."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._values: dict[int, V] = {}
+        self._size = size
+
+    def get(self, row: int, make: Callable[[], V]) -> V:
+        value = self._values.get(row)
+        if value is None:
+            if len(self._values) >= self._size:
+                self._values.clear()
+            value = self._values[row] = make()
+        return value
+
+
+def shared_terms(term_sets: Iterable[set[K]], n: int, keep: Callable[[K], bool] | None = None) -> list[K]:
+    """Pseudo-relevance feedback: up to ``n`` terms found in at least two of the sets, most
+    shared first, then in sort order (a set's order changes from one process to the next)."""
+    counts: Counter[K] = Counter()
+    for terms in term_sets:
+        counts.update(terms)
+    shared = sorted((t for t, c in counts.items() if c >= 2 and (keep is None or keep(t))), key=lambda t: (-counts[t], t))  # type: ignore[type-var]
+    return shared[:n]
 
 
 @dataclass(frozen=True)
@@ -95,16 +124,21 @@ class LocalBackend:
         faiss.omp_set_num_threads(1)
         self.index = index
         self._faiss_ids = index.rows["faiss_id"]
+        self._masks: dict[Where, np.ndarray] = {}
+        self._terms: RowCache[set[str]] = RowCache()
 
     def mask(self, where: Where | None) -> np.ndarray | None:
-        """Rows a filter allows (None: all)."""
+        """Rows a filter allows (None: all); one array per filter, kept."""
         if where is None or where.everything:
             return None
-        allowed = np.ones(len(self.index.rows), dtype=bool)
-        if where.lang is not None:
-            allowed &= self.index.langs == where.lang
-        if where.doc is not None:
-            allowed &= self.index.doc_ids == where.doc
+        allowed = self._masks.get(where)
+        if allowed is None:
+            allowed = np.ones(len(self.index.rows), dtype=bool)
+            if where.lang is not None:
+                allowed &= self.index.langs == where.lang
+            if where.doc is not None:
+                allowed &= self.index.doc_ids == where.doc
+            self._masks[where] = allowed  # as many as languages x documents at most
         return allowed
 
     def dense(self, query_vector: np.ndarray, depth: int, where: Where | None) -> list[tuple[int, float]]:
@@ -154,16 +188,14 @@ class LocalBackend:
         return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
 
     def feedback_terms(self, rows: Sequence[int], n: int) -> list[str]:
-        """Terms shared by at least two of ``rows`` (in their own language), most shared first."""
-        from collections import Counter
+        """Terms (longer than 2 characters) shared by at least two of ``rows``, each analysed
+        in its own language."""
 
-        counts: Counter[str] = Counter()
-        for row in rows:
+        def terms(row: int) -> set[str]:
             chunk = self.index.chunks[row]
-            counts.update(set(analyse(strip_urls(chunk.text), chunk.lang)))
-        # Sorted by count then term: a set's order changes from one process to the next.
-        shared = sorted((t for t, c in counts.items() if c >= 2 and len(t) > 2), key=lambda t: (-counts[t], t))
-        return shared[:n]
+            return set(analyse(strip_urls(chunk.text), chunk.lang))
+
+        return shared_terms((self._terms.get(r, lambda r=r: terms(r)) for r in rows), n, keep=lambda t: len(t) > 2)
 
 
 def open_backend(index: Index) -> Backend:

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -196,3 +197,17 @@ def test_a_corpus_that_cleans_to_nothing_is_a_clear_error(tmp_path, encoder):
     (corpus / "page.html").write_text("<html><script>var x = 1;</script></html>", encoding="utf-8")
     with pytest.raises(CorpusError, match="no text to index"):
         _build(corpus, tmp_path / "idx", encoder)
+
+
+def test_an_update_without_settings_keeps_the_index_s_chunking(corpus_copy, tmp_path, encoder):
+    """The UI's uploads call build_index without settings: they must not re-chunk an index
+    built with other chunking settings (nor --rebuild drop them)."""
+    from qa.config import ChunkingConfig
+
+    path = tmp_path / "idx"
+    custom = ChunkingConfig(target_chars=400)
+    build_index(corpus_copy, path, encoder=encoder, chunking=custom, progress=False, log=lambda m: None)
+    again = build_index(corpus_copy, path, encoder=encoder, progress=False, log=lambda m: None)
+    assert again.path is None  # up to date, not rebuilt with the defaults
+    build_index(corpus_copy, path, encoder=encoder, rebuild=True, progress=False, log=lambda m: None)
+    assert Index.load(path).manifest["settings"]["chunking"] == asdict(custom)
