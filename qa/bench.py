@@ -210,6 +210,11 @@ def worker_query(index: str, n_queries: int) -> dict:
     return out
 
 
+def _exact_scores(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Inner products of ``q`` with every stored vector, read 200k rows at a time."""
+    return np.concatenate([np.asarray(vectors[i : i + 200_000], dtype=np.float32) @ q for i in range(0, len(vectors), 200_000)])
+
+
 def worker_recall(index: str, n_queries: int) -> dict:
     """Dense recall@10 of the HNSW index against exact search, per efSearch."""
     import faiss
@@ -222,7 +227,7 @@ def worker_recall(index: str, n_queries: int) -> dict:
     vectors = idx.vectors
     exact = []
     for q in queries:
-        scores = np.concatenate([np.asarray(vectors[i : i + 200_000], dtype=np.float32) @ q for i in range(0, len(vectors), 200_000)])
+        scores = _exact_scores(vectors, q)
         exact.append(set(idx.rows["faiss_id"][np.argpartition(-scores, 10)[:10]].tolist()))
     out = {}
     for ef in (32, 64, 128, 256, 512):
@@ -235,7 +240,7 @@ def worker_recall(index: str, n_queries: int) -> dict:
         out[str(ef)] = {"recall@10": recall, "ms_per_query": ms}
     t = time.perf_counter()
     for q in queries[:20]:
-        np.concatenate([np.asarray(vectors[i : i + 200_000], dtype=np.float32) @ q for i in range(0, len(vectors), 200_000)])
+        _exact_scores(vectors, q)
     out["exact_numpy_ms_per_query"] = (time.perf_counter() - t) * 1000 / 20
     return out
 
@@ -253,7 +258,7 @@ def worker_recall_edge(index: str, n_queries: int) -> dict:
     recalls = []
     t_total = 0.0
     for q in queries:
-        scores = np.concatenate([np.asarray(vectors[i : i + 200_000], dtype=np.float32) @ q for i in range(0, len(vectors), 200_000)])
+        scores = _exact_scores(vectors, q)
         exact = set(np.argpartition(-scores, 10)[:10].tolist())
         t = time.perf_counter()
         found = backend.dense(q, 10, None)

@@ -128,6 +128,34 @@ def _pool_size(ray, actors: int | None, batches: int) -> int:  # type: ignore[no
     return max(1, min(cpus, batches))
 
 
+def _map_in_order(address: str | None, column: str, values: Sequence, actor: type, kwargs: dict, batch_size: int, actors: int | None):  # type: ignore[no-untyped-def]
+    """Run ``actor`` (loaded once per actor, ``kwargs`` to its constructor) over ``values`` on
+    a Ray actor pool; yield the output batches, whose ``row`` column holds each row's input
+    position (batches come back in any order)."""
+    ray = init_ray(address)
+    batches = math.ceil(len(values) / batch_size)
+    dataset = ray.data.from_items(
+        [{"row": i, column: v} for i, v in enumerate(values)],
+        override_num_blocks=batches,
+    ).map_batches(
+        actor,
+        fn_constructor_kwargs=kwargs,
+        compute=ray.data.ActorPoolStrategy(size=_pool_size(ray, actors, batches)),
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=1,
+        udf_modifying_row_count=False,
+    )
+    yield from _run(dataset)
+
+
+def _one_thread(encoder) -> None:  # type: ignore[no-untyped-def]
+    """Each actor holds one CPU; more onnxruntime threads would only fight the other actors
+    for the same cores (USE vectors do not depend on the thread count)."""
+    if hasattr(encoder, "threads"):
+        encoder.threads = 1
+
+
 def _model_source(model: str) -> str:
     """A local model folder given relative to here, made absolute for the workers."""
     path = Path(model)
@@ -139,10 +167,7 @@ class _EncodeActor:
 
     def __init__(self, model: str) -> None:
         self.encoder = load_encoder(model)
-        if hasattr(self.encoder, "threads"):
-            # Each actor holds one CPU; more onnxruntime threads would only fight the
-            # other actors for the same cores.
-            self.encoder.threads = 1
+        _one_thread(self.encoder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.encoder.encode([str(t) for t in batch["text"]])
@@ -178,22 +203,9 @@ class RayEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
-        ray = init_ray(self.address)
-        batches = math.ceil(len(texts) / self.batch_size)
-        dataset = ray.data.from_items(
-            [{"row": i, "text": t} for i, t in enumerate(texts)],
-            override_num_blocks=batches,
-        ).map_batches(
-            _EncodeActor,
-            fn_constructor_kwargs={"model": _model_source(self.model)},
-            compute=ray.data.ActorPoolStrategy(size=_pool_size(ray, self.actors, batches)),
-            batch_size=self.batch_size,
-            batch_format="numpy",
-            num_cpus=1,
-            udf_modifying_row_count=False,
-        )
+        kwargs = {"model": _model_source(self.model)}
         seen = 0
-        for batch in _run(dataset):
+        for batch in _map_in_order(self.address, "text", texts, _EncodeActor, kwargs, self.batch_size, self.actors):
             out[batch["row"]] = batch["vector"]
             seen += len(batch["row"])
         if seen != len(texts):
@@ -208,9 +220,7 @@ class _AnswerActor:
         from .answer import Assistant
 
         self.assistant = Assistant.open(index, config=config)
-        encoder = self.assistant.encoder
-        if hasattr(encoder, "threads"):
-            encoder.threads = 1  # one CPU per actor, as in _EncodeActor
+        _one_thread(self.assistant.encoder)
         self.options = {"k": k, "lang": lang, "doc": doc}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -258,22 +268,9 @@ def answer_batch(
     Index.load(index)  # a missing or damaged index fails here, once, with its own message
     # qa.toml is read here: the workers do not run in this directory.
     config = config or load_config().retrieval
-    ray = init_ray(address)
-    batches = math.ceil(len(questions) / batch_size)
-    dataset = ray.data.from_items(
-        [{"row": i, "question": q} for i, (_, q) in enumerate(questions)],
-        override_num_blocks=batches,
-    ).map_batches(
-        _AnswerActor,
-        fn_constructor_kwargs={"index": str(index), "config": config, "k": k, "lang": lang, "doc": doc},
-        compute=ray.data.ActorPoolStrategy(size=_pool_size(ray, actors, batches)),
-        batch_size=batch_size,
-        batch_format="numpy",
-        num_cpus=1,
-        udf_modifying_row_count=False,
-    )
+    kwargs = {"index": str(index), "config": config, "k": k, "lang": lang, "doc": doc}
     results: list[dict | None] = [None] * len(questions)
-    for batch in _run(dataset):
+    for batch in _map_in_order(address, "question", [q for _, q in questions], _AnswerActor, kwargs, batch_size, actors):
         for row, record in zip(batch["row"], batch["record"]):
             results[int(row)] = {"id": questions[int(row)][0], **json.loads(record)}
     missing = sum(r is None for r in results)

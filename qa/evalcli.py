@@ -89,7 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     main_name = "hybrid" if args.compare else base.mode
     main_results = None
     for name, cfg in variants.items():
-        assistant = Assistant(index, config=cfg, encoder=encoder)
+        assistant = Assistant(index, config=cfg, encoder=encoder, backend=first.backend)  # one engine for all variants
         results = ev.run_eval(assistant, questions, k=args.k)
         figures[name] = ev.metrics(results, args.k, index.chunks)
         if name == main_name:

@@ -18,11 +18,11 @@ import math
 import re
 import statistics
 import time
-import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .analysis import fold_accents
 from .errors import InputError
 
 _OCR_L = re.compile(r"(?<![^\W\d_])I(?=['’][^\W\d_])")
@@ -35,10 +35,7 @@ def normalise(text: str) -> str:
     >>> normalise("poli-\\ntique de I'Union") == normalise("politique de l’union")
     True
     """
-    text = _OCR_L.sub("l", text)
-    text = unicodedata.normalize("NFKD", text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae"))
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    return re.sub(r"[^0-9a-z]+", "", text)
+    return re.sub(r"[^0-9a-z]+", "", fold_accents(_OCR_L.sub("l", text)).lower())
 
 
 @dataclass(frozen=True)
@@ -162,13 +159,11 @@ def run_eval(
     questions: Iterable[EvalQuestion],
     *,
     k: int = 10,
-    mode: str | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> list[QuestionResult]:
     results = []
-    for i, q in enumerate(questions):
+    for q in questions:
         t = time.perf_counter()
-        answer = assistant.ask(q.question, k=k, mode=mode)
+        answer = assistant.ask(q.question, k=k)
         latency = (time.perf_counter() - t) * 1000
         ranked = answer.citations or answer.related
         r = QuestionResult(q, ranked, answer.abstained, answer.support, latency, answer.language)
@@ -178,8 +173,6 @@ def run_eval(
             r.doc_rank = next((c.rank for c in ranked if c.doc_id in docs), None)
             r.evidence_hit = bool(ranked) and _first_match(q, ranked[:1], evidence=True) == 1
         results.append(r)
-        if progress:
-            progress(i + 1)
     return results
 
 
