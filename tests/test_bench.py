@@ -62,4 +62,4 @@ def test_hnsw_index_answers_with_filters(tmp_path):
     )
     doc = ranked[0].doc_id
     filtered = assistant.ask("médiation familiale", k=5, doc=doc, mode="dense")
-    assert all(c.doc_id == doc for c in filtered.citations + filtered.related)
+    assert filtered.citations + filtered.related and all(c.doc_id == doc for c in filtered.citations + filtered.related)
