@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -11,11 +12,11 @@ import numpy as np
 
 from .analysis import LANGUAGES, analyse, detect_language
 from .chunking import Chunk, strip_urls
-from .config import MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
+from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .retrieval import Backend, Feedback, Hit, RowCache, Where, open_backend, retrieve
+from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, open_backend, retrieve
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,29 @@ def validate_k(k: int) -> int:
     return k
 
 
+# A question that asks for a date, and a sentence that holds a year.
+WHEN = re.compile(
+    r"\b(when|what year|which year|since when|how long ago|quand|depuis quand|en quelle année|quelle année"
+    r"|à quelle date|quelle date|en quel mois)\b",
+    re.IGNORECASE,
+)
+YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+WORD = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
+# A note number at the start of a footnote's first sentence ("10 La Serbie ...").
+NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
+
+
+# A sentence that opens by referring back ("Le pays a acheté..."): cited with the sentence
+# before it when an overlapping passage holds both.
+ANAPHOR = re.compile(
+    r"\W*(le pays|ce pays|il|elle|ils|elles|ce|cet|cette|ces|cela|celui-ci|celle-ci|it|they|this|these|the country)\b", re.IGNORECASE
+)
+
+
+def asks_when(question: str) -> bool:
+    return WHEN.search(question) is not None
+
+
 class Assistant:
     """Questions in, cited answers out.
 
@@ -114,6 +138,7 @@ class Assistant:
             )
         self.backend = backend or open_backend(index)
         self._terms: RowCache[list[set[str]]] = RowCache()
+        self._last_cos: dict[str, float] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
     @classmethod
@@ -156,6 +181,8 @@ class Assistant:
         mode = mode or cfg.mode
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if cfg.fusion not in FUSIONS:
+            raise InputError(f"[retrieval] fusion must be one of {', '.join(FUSIONS)}, got {cfg.fusion!r}")
         if lang is not None and lang not in LANGUAGES:
             raise InputError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
         if doc is not None and doc not in self.documents:
@@ -165,7 +192,7 @@ class Assistant:
         timings: dict[str, float] = {}
         q_lang = detect_language(question)
         t = time.perf_counter()
-        qvec = self.encoder.encode([question])[0]
+        qvec = self.encoder.encode([question], query=True)[0]
         timings["embed"] = (time.perf_counter() - t) * 1000
         hits = retrieve(
             self.backend,
@@ -179,10 +206,11 @@ class Assistant:
             where=where,
             timings=timings,
             feedback=Feedback(cfg.prf_docs, cfg.prf_terms) if cfg.prf_terms > 0 and mode == "hybrid" else None,
+            fusion=Fusion(cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset) if cfg.fusion == "convex" else None,
         )
         t = time.perf_counter()
-        citations = self._cite(question, qvec, hits, k, fused=mode == "hybrid")
-        support = max((c.score for c in citations), default=0.0)
+        citations = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
+        support = self._answerability(question, citations)
         abstained = support < cfg.abstain_threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -196,29 +224,35 @@ class Assistant:
     def ask_many(self, questions: Iterable[str], **options: object) -> list[Answer]:
         return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
 
-    def _cite(self, question: str, qvec: np.ndarray, hits: list[Hit], k: int, fused: bool = True) -> list[Citation]:
+    def _cite(self, question: str, q_lang: str, qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True) -> list[Citation]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
             return []
-        # Retrieval scores on a 0..1 scale: RRF scores over the best one; for a single
-        # retriever (raw cosines or BM25 scores, possibly negative), min-max over the pool.
+        # Retrieval scores on a 0..1 scale: min-max over the pool (raw cosines, BM25 scores
+        # possibly negative, fused scores).
         raw = np.array([h.score for h in pool], dtype=np.float64)
-        if fused:
-            rank_scores = raw / (raw[0] or 1.0)
-        else:
-            spread = raw.max() - raw.min()
-            rank_scores = (raw - raw.min()) / spread if spread > 0 else np.ones_like(raw)
+        spread = raw.max() - raw.min()
+        rank_scores = (raw - raw.min()) / spread if spread > 0 else np.ones_like(raw)
+        chunks = [self.index.chunks[hit.row] for hit in pool]
+        offset = cfg.cross_lingual_offset if hybrid else 0.0
+        # Sentence cosines, on a 0..1 scale over every sentence of the pool.
+        cosines = []
+        for hit, chunk in zip(pool, chunks):
+            vectors = self.index.sentence_rows(hit.row)
+            c = vectors @ qvec if len(vectors) else np.zeros(0)
+            cosines.append(c + (offset if chunk.lang != q_lang else 0.0))
+        every = np.concatenate(cosines) if cosines else np.zeros(0)
+        low, high = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
+        scale = high - low if high > low else 1.0
+        wants_date = asks_when(question)
         scored = []
         token_cache: dict[str, set[str]] = {}
-        for position, hit in enumerate(pool):
-            chunk = self.index.chunks[hit.row]
+        for position, (hit, chunk) in enumerate(zip(pool, chunks)):
             if chunk.lang not in token_cache:  # once per language, not per candidate
                 token_cache[chunk.lang] = set(analyse(question, chunk.lang))
             q_tokens = token_cache[chunk.lang]
-            vectors = self.index.sentence_rows(hit.row)
-            cosines = vectors @ qvec if len(vectors) else np.zeros(0)
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
@@ -227,26 +261,39 @@ class Assistant:
             for j in candidates:
                 words = terms[j]
                 coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
-                support = float(cosines[j]) + cfg.coverage_weight * coverage
+                support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
+                if wants_date and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
+                    support += cfg.date_bonus
                 if support > best_support:
                     best_j, best_support = j, support
+            raw_cos = float(cosines[position][best_j]) - (offset if chunk.lang != q_lang else 0.0)
             rank_score = float(rank_scores[position])
-            # Between overlapping passages with the same best sentence, prefer the one that
-            # also holds the sentence before it (the context "Le pays..." refers to).
-            adjust = 0.02 if best_j > 0 else 0.0
+            adjust = 0.0
             if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
                 adjust -= cfg.reference_penalty
             final = best_support + cfg.fusion_weight * rank_score + adjust if cfg.rerank else -position
-            scored.append((final, best_support, position, chunk, best_j))
-        scored.sort(key=lambda item: (-item[0], item[2]))
+            scored.append((final, position, chunk, best_j, rank_score))
+            self._last_cos[chunk.id] = raw_cos
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        # Overlapping passages with the same best sentence are cited once, at the best one's
+        # place; shown is the one that also holds the sentence before it (the context that
+        # "Le pays..." refers to), when there is one.
+        groups: dict[tuple[str, int], list] = {}
+        for item in scored:
+            chunk, j = item[2], item[3]
+            groups.setdefault((chunk.doc_id, chunk.sentences[j].raw_start), []).append(item)
         citations: list[Citation] = []
-        seen_evidence: set[tuple[str, int]] = set()
-        for _, support, _, chunk, j in scored:
+        top = scored[0][0] if scored else 1.0
+        for members in groups.values():  # in order of their best member
+            final, rank_score = members[0][0], members[0][4]
+            chunk, j = members[0][2], members[0][3]
+            if j == 0 and ANAPHOR.match(chunk.text, chunk.sentences[0].start):
+                chunk, j = next(((m[2], m[3]) for m in members if m[3] > 0), (chunk, j))
             sentence = chunk.sentences[j]
-            key = (chunk.doc_id, sentence.raw_start)
-            if key in seen_evidence:
-                continue  # the overlapping neighbour of a passage already cited
-            seen_evidence.add(key)
+            start, raw_start = sentence.start, sentence.raw_start
+            call = NOTE_CALL.match(chunk.text, start, sentence.end)
+            if call:  # a footnote's number glued to its first sentence: not part of the answer
+                start, raw_start = call.end(), raw_start + (call.end() - start)
             citations.append(
                 Citation(
                     rank=len(citations) + 1,
@@ -261,14 +308,36 @@ class Assistant:
                     section=chunk.section,
                     kind=chunk.kind,
                     text=chunk.text,
-                    score=round(support, 4),
-                    evidence=Evidence(sentence.raw_start, sentence.raw_end, chunk.text[sentence.start : sentence.end]),
-                    evidence_offset=sentence.start,
+                    score=round(final / top if cfg.rerank and top > 0 else rank_score, 4),
+                    evidence=Evidence(raw_start, sentence.raw_end, chunk.text[start : sentence.end]),
+                    evidence_offset=start,
                 )
             )
             if len(citations) == k:
                 break
         return citations
+
+    def signals(self, question: str, citations: list[Citation]) -> dict[str, float]:
+        """What answerability is judged on: the best evidence sentence's cosine to the
+        question, and the share of the question's words found nowhere in the corpus (under
+        either language's analysis: "FIFA", "Marignan")."""
+        vocab = self.index.vocabulary
+        content = unknown = 0
+        for word in WORD.findall(question):
+            forms = {t for lang in LANGUAGES for t in analyse(word, lang)}
+            if not forms:
+                continue  # a stopword
+            content += 1
+            if vocab and not forms & vocab:
+                unknown += 1
+        cosine = self._last_cos.get(citations[0].chunk_id, 0.0) if citations else 0.0
+        return {"cosine": cosine, "unknown": unknown / content if content else 0.0}
+
+    def _answerability(self, question: str, citations: list[Citation]) -> float:
+        """What the abstention threshold applies to: the evidence cosine less
+        ``unknown_word_penalty`` times the share of unknown words."""
+        sig = self.signals(question, citations)
+        return sig["cosine"] - self.config.unknown_word_penalty * sig["unknown"]
 
     def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:
         """Analysed terms of a chunk's sentences (the chunk at ``row``), cached across questions."""

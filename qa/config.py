@@ -10,8 +10,9 @@ from typing import Any
 
 from .errors import InputError
 
-DEFAULT_MODEL = "use-multilingual"
+DEFAULT_MODEL = "multilingual-e5-small"
 MODES = ("hybrid", "bm25", "dense")
+FUSIONS = ("convex", "rrf")
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 
@@ -38,14 +39,25 @@ class RetrievalConfig:
     mode: str = "hybrid"
     k: int = 5
     depth: int = 50
+    # Hybrid fusion: "convex" (normalised scores, language-aware shares, below) or "rrf".
+    fusion: str = "convex"
+    bm25_share: float = 0.2  # BM25's weight for passages in the question's language
+    bm25_share_cross: float = 0.1  # ... and for passages in the other language
+    cross_lingual_offset: float = 0.03  # added to the cosine of passages in the other language
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
-    abstain_threshold: float = 0.31  # calibrated on eval/seed.jsonl (qa eval --calibrate)
-    # Evidence: support(sentence) = cosine(question, sentence) + coverage_weight * share of
-    # the question's terms in the sentence. With rerank, candidates are ordered by
-    # support of their best sentence + fusion_weight * fused score / best fused score.
-    coverage_weight: float = 0.6
+    # Abstain when answerability < abstain_threshold; answerability = cosine of the best
+    # evidence sentence - unknown_word_penalty * share of the question's words found
+    # nowhere in the corpus (weights fitted by logistic regression on eval/seed.jsonl).
+    abstain_threshold: float = 0.757  # calibrated on eval/seed.jsonl (qa eval --calibrate)
+    unknown_word_penalty: float = 0.1
+    # Evidence: each candidate's best sentence maximises support = normalised cosine
+    # (question, sentence) + coverage_weight * share of the question's terms in it (+
+    # date_bonus when a "when" question meets a sentence with a year). With rerank,
+    # candidates are ordered by fusion_weight * normalised retrieval score + that support.
+    coverage_weight: float = 0.2
+    date_bonus: float = 0.2
     rerank: bool = True
     fusion_weight: float = 2.0
     rerank_depth: int = 20
@@ -54,7 +66,7 @@ class RetrievalConfig:
     reference_penalty: float = 0.2
     # Pseudo-relevance feedback for BM25 (0 = off): up to prf_terms terms shared by the top
     # prf_docs dense passages are added to the question's terms.
-    prf_terms: int = 3
+    prf_terms: int = 0
     prf_docs: int = 3
 
 

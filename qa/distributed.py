@@ -152,8 +152,10 @@ def _map_in_order(address: str | None, column: str, values: Sequence, actor: typ
 def _one_thread(encoder) -> None:  # type: ignore[no-untyped-def]
     """Each actor holds one CPU; more onnxruntime threads would only fight the other actors
     for the same cores (USE vectors do not depend on the thread count)."""
-    if hasattr(encoder, "threads"):
+    if hasattr(encoder, "threads") and not callable(encoder.threads):
         encoder.threads = 1
+    if hasattr(encoder, "query_threads"):  # e5: one OpenMP thread per actor, as many actors as cores
+        encoder.query_threads = encoder.batch_threads = 1
 
 
 def _model_source(model: str) -> str:
@@ -183,7 +185,7 @@ class RayEncoder:
     Example:
         >>> encoder = RayEncoder("use-multilingual", actors=2)
         >>> build_index("corpus", "index", encoder=encoder)
-        >>> encoder.encode(["Bonjour", "Hello"]).shape  # (2, 512)
+        >>> encoder.encode(["Bonjour", "Hello"]).shape  # (2, 384)
     """
 
     distributes = True
@@ -199,10 +201,12 @@ class RayEncoder:
         self.id: str = local.id
         self.dim: int = local.dim
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
+        if query:  # a question is one short text: here, not worth a round trip
+            return load_encoder(self.model).encode(texts, query=True)
         kwargs = {"model": _model_source(self.model)}
         seen = 0
         for batch in _map_in_order(self.address, "text", texts, _EncodeActor, kwargs, self.batch_size, self.actors):

@@ -17,7 +17,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "bm25": {"mode": "bm25", "rerank": False},
     "dense": {"mode": "dense", "rerank": False},
     "dense+rerank": {"mode": "dense"},
-    "hybrid-rrf": {"mode": "hybrid", "rerank": False},
+    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf", "rerank": False},
+    "hybrid-rrf+rerank": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid-convex": {"mode": "hybrid", "rerank": False},
     "hybrid": {"mode": "hybrid"},
 }
 MAIN_METRICS = (

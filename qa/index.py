@@ -36,17 +36,18 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .analysis import analyse
+from .analysis import LANGUAGES, analyse
 from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
 from .corpus import load_corpus
+from .embeddings import EmbeddingCache, embed
 from .encoders import Encoder, load_encoder
 from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError, QAError
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
 # Bump when cleaning, chunking or what is indexed changes: an older index then rebuilds.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: vocabulary.txt, e5 default
 KEEP_VERSIONS = 3
 
 
@@ -127,6 +128,18 @@ class Index:
         self.doc_ids = np.asarray(self.manifest["rows"]["docs"] or [""])[self.rows["doc"]]
         self._id_order = np.argsort(self.rows["faiss_id"], kind="stable")
         self._sorted_ids = self.rows["faiss_id"][self._id_order]
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """The corpus's analysed terms (``vocabulary.txt``), read once; empty if absent."""
+        vocab = self.__dict__.get("_vocabulary")
+        if vocab is None:
+            try:
+                vocab = frozenset((self.path / "vocabulary.txt").read_text(encoding="utf-8").split("\n")) - {""}
+            except OSError:
+                vocab = frozenset()
+            self.__dict__["_vocabulary"] = vocab
+        return vocab
 
     @property
     def encoder_id(self) -> str:
@@ -264,6 +277,8 @@ class BuildReport:
     reused_chunks: int
     seconds: float
     rebuilt: bool
+    embedded_texts: int = 0  # texts (chunks and sentences) run through the encoder
+    cached_texts: int = 0  # texts whose vectors came from the embedding cache
 
     def summary(self) -> str:
         if self.path is None:
@@ -272,7 +287,8 @@ class BuildReport:
         return (
             f"index {what}: {self.documents} documents, {self.chunks} chunks "
             f"(added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)} documents; "
-            f"embedded {self.embedded_chunks} chunks, reused {self.reused_chunks}) in {self.seconds:.1f} s"
+            f"chunks new {self.embedded_chunks}, kept {self.reused_chunks}; "
+            f"texts embedded {self.embedded_texts}, from the embedding cache {self.cached_texts}) in {self.seconds:.1f} s"
         )
 
 
@@ -382,19 +398,30 @@ def build_index(
             sent_vectors[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old_row)
         else:
             todo.append(row)
+    # What the previous version does not hold comes from the embedding cache, or is embedded.
+    cache = EmbeddingCache(os.environ.get("QA_EMBEDDING_CACHE") or index_dir / "embeddings", encoder.id, dim)
     texts = [indexed_text(chunks[r], chunking.context) for r in todo]
     places = [offsets[r] + j for r in todo for j in range(len(chunks[r].sentences))]
     sentences = [strip_urls(chunks[r].text[s.start : s.end]) for r in todo for s in chunks[r].sentences]
+    embedded = 0
+
+    def count(n: int) -> None:
+        nonlocal embedded
+        embedded += n
+
     if todo:
-        vectors[todo] = embed(encoder, texts, "chunks", progress)
+        vectors[todo] = embed(encoder, texts, "chunks", progress, cache=cache, on_batch=count)
     if sentences:
-        sent_vectors[places] = embed(encoder, sentences, "sentences", progress).astype(np.float16)
+        sent_vectors[places] = embed(encoder, sentences, "sentences", progress, cache=cache, on_batch=count).astype(np.float16)
+    cached = len(texts) + len(sentences) - embedded
+    cache.save()  # before the version is written: a build killed later re-embeds nothing
 
     manifest = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoder": {"name": model, "id": encoder.id, "dim": dim},
+        "embedding": _embedding_record(encoder, embedded, cached),
         "settings": settings,
         "corpus": str(corpus_dir),
         "documents": {
@@ -435,19 +462,18 @@ def build_index(
         reused_chunks=len(chunks) - len(todo),
         seconds=time.perf_counter() - t0,
         rebuilt=previous is None,
+        embedded_texts=embedded,
+        cached_texts=cached,
     )
 
 
-def embed(encoder: Encoder, texts: list[str], what: str, progress: bool, batch: int = 64) -> np.ndarray:
-    """Vectors of ``texts`` in order: in batches here, or all at once for an encoder that
-    spreads the work itself (``qa.distributed.RayEncoder``)."""
-    if getattr(encoder, "distributes", False):
-        return encoder.encode(texts)
-    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    steps = range(0, len(texts), batch)
-    for i in _progress(steps, f"embedding {len(texts)} {what}", progress, total=len(steps)):
-        out[i : i + batch] = encoder.encode(texts[i : i + batch])
-    return out
+def _embedding_record(encoder: Encoder, embedded: int, cached: int) -> dict:
+    """The manifest's ``embedding``: what this build embedded, what it read from the cache,
+    and the encoder's thread counts (questions, batches) where it has them."""
+    record: dict = {"embedded_texts": embedded, "cached_texts": cached}
+    if hasattr(encoder, "query_threads"):
+        record["threads"] = {"query": encoder.query_threads, "batch": encoder.batch_threads}
+    return record
 
 
 def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
@@ -534,6 +560,7 @@ def write_version(
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
+        write_vocabulary(tmp / "vocabulary.txt", chunks, context)
         if backend["type"] == "faiss":
             manifest["backend"] = dict(backend)
             dense, manifest["dense"] = _dense_index(vectors, rows["faiss_id"])
@@ -569,6 +596,18 @@ def write_version(
             print(f"qa: warning: the new index version is live, but {exc}", file=sys.stderr)
     _prune(index_dir, keep=name)
     return final
+
+
+def write_vocabulary(path: Path, chunks: Sequence[Chunk], context: str = "section") -> None:
+    """Every term of the indexed texts, under both analysers (one a line, sorted): a
+    question's words found nowhere in the corpus, in either language, are a sign that
+    the documents cannot answer it."""
+    terms: set[str] = set()
+    for chunk in chunks:
+        text = indexed_text(chunk, context)
+        for language in LANGUAGES:
+            terms.update(analyse(text, language))
+    path.write_text("".join(t + "\n" for t in sorted(terms)), encoding="utf-8")
 
 
 def _dense_index(vectors: np.ndarray, ids: np.ndarray):  # type: ignore[no-untyped-def]

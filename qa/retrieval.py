@@ -38,6 +38,37 @@ def rrf(rankings: Mapping[str, Sequence[K]], weights: Mapping[str, float] | None
     return fused
 
 
+def minmax(scores: Mapping[K, float]) -> dict[K, float]:
+    """Scores mapped onto 0..1 (all 1.0 when they are equal).
+
+    >>> minmax({"a": 0.8, "b": 0.9, "c": 0.85})["c"]
+    0.5000000000000002
+    """
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    spread = high - low
+    return {key: (value - low) / spread if spread > 0 else 1.0 for key, value in scores.items()}
+
+
+def convex(dense: Mapping[K, float], lexical: Mapping[K, float], lexical_share: Mapping[K, float] | float) -> dict[K, float]:
+    """Convex combination of normalised scores: ``(1 - s) * dense' + s * lexical'``, with
+    dense scores min-max normalised and BM25 scores divided by the best one (a passage
+    BM25 did not find scores 0 there). ``s`` may differ per key (by language).
+
+    >>> convex({"a": 0.9, "b": 0.8}, {"b": 4.0}, 0.5) == {"a": 0.5, "b": 0.5}
+    True
+    """
+    d = minmax(dense)
+    top = max(lexical.values(), default=0.0)
+    out = {}
+    for key in dense.keys() | lexical.keys():
+        share = lexical_share if isinstance(lexical_share, float | int) else lexical_share[key]
+        b = lexical.get(key, 0.0) / top if top > 0 else 0.0
+        out[key] = (1 - share) * d.get(key, 0.0) + share * max(b, 0.0)
+    return out
+
+
 @dataclass(frozen=True)
 class Hit:
     """One retrieved chunk (``row`` in the index), with what each retriever said (not
@@ -230,6 +261,22 @@ class Feedback:
     terms: int = 3
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """Convex fusion of dense and BM25 scores, aware of languages.
+
+    ``bm25_share`` is BM25's weight for a passage in the question's language,
+    ``bm25_share_cross`` for one in the other language (BM25 is strong French-over-French,
+    weak across languages). ``cross_lingual_offset`` is added to the cosine of passages in
+    the other language: multilingual encoders score a passage in the question's own
+    language higher than its translation, which pulls English questions to English text.
+    """
+
+    bm25_share: float = 0.3
+    bm25_share_cross: float = 0.1
+    cross_lingual_offset: float = 0.0
+
+
 def retrieve(
     backend: Backend,
     query_vector: np.ndarray | None,
@@ -243,14 +290,22 @@ def retrieve(
     where: Where | None = None,
     timings: dict[str, float] | None = None,
     feedback: Feedback | None = None,
+    fusion: Fusion | None = None,
 ) -> list[Hit]:
     """Candidates for one question (``text``, asked in ``lang``), best first, fused when
-    ``mode`` is ``hybrid``."""
+    ``mode`` is ``hybrid``: by ``fusion`` (a convex combination of normalised scores) when
+    given, else by weighted RRF."""
     import time
 
     t = time.perf_counter()
     w = weights or {}
-    if mode == "hybrid" and query_vector is not None and hasattr(backend, "hybrid") and w.get("dense", 1.0) == w.get("bm25", 1.0):
+    if (
+        mode == "hybrid"
+        and fusion is None
+        and query_vector is not None
+        and hasattr(backend, "hybrid")
+        and w.get("dense", 1.0) == w.get("bm25", 1.0)
+    ):
         # The engine fuses in one request (its RRF equals ours for equal weights).
         hits = backend.hybrid(query_vector, text, lang, depth=depth, rrf_k=rrf_k, weights=weights, where=where, feedback=feedback)
         if timings is not None:
@@ -276,6 +331,17 @@ def retrieve(
         scored = {row: score for row, score in dense_hits}
     elif mode == "bm25":
         scored = {row: score for row, score in bm25_hits}
+    elif fusion is not None and query_vector is not None:
+        index = backend.index  # type: ignore[attr-defined]
+        rows = np.array(sorted(set(dense_info) | set(bm25_info)), dtype=np.int64)
+        cosines = np.asarray(index.vectors[rows], dtype=np.float32) @ query_vector.astype(np.float32) if len(rows) else np.zeros(0)
+        cross = index.langs[rows] != lang if len(rows) else np.zeros(0, dtype=bool)
+        for i, row in enumerate(rows.tolist()):  # exact cosines, also for passages only BM25 found
+            rank = dense_info.get(row, (None, None))[0]
+            dense_info[row] = (rank, float(cosines[i]))
+        adjusted = {int(r): float(c) + (fusion.cross_lingual_offset if x else 0.0) for r, c, x in zip(rows, cosines, cross)}
+        shares = {int(r): fusion.bm25_share_cross if x else fusion.bm25_share for r, x in zip(rows, cross)}
+        scored = convex(adjusted, {row: score for row, score in bm25_hits}, shares)
     else:
         scored = rrf({"dense": [r for r, _ in dense_hits], "bm25": [r for r, _ in bm25_hits]}, weights, rrf_k)
     ordered = sorted(scored.items(), key=lambda item: (-item[1], item[0]))

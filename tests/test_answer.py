@@ -42,3 +42,44 @@ def test_bad_input(assistant, kwargs, message):
 def test_ask_many(assistant):
     answers = assistant.ask_many(["Quel pays a acheté des drones Bayraktar ?", "What is the capital of Australia?"])
     assert [a.abstained for a in answers] == [False, True]
+
+
+def test_when_question_cites_the_sentence_with_the_year(assistant):
+    answer = assistant.ask("Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?")
+    first = answer.citations[0]
+    assert first.doc_id == "otan-relations-serbie"
+    assert "2006" in first.evidence.text and "Partenariat pour la paix" in first.evidence.text
+
+
+def test_scores_shown_never_rise_down_the_list(assistant):
+    for question in ("Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?", "Which country bought Bayraktar drones?"):
+        scores = [c.score for c in assistant.ask(question, k=10).citations]
+        assert scores[0] == 1.0 and scores == sorted(scores, reverse=True)
+
+
+def test_off_topic_question_abstains_and_keeps_related_passages(assistant):
+    answer = assistant.ask("Who won the 2022 FIFA World Cup?")
+    assert answer.abstained and not answer.citations and answer.related and answer.answer == ""
+
+
+def test_footnote_number_is_not_part_of_the_evidence(assistant, documents):
+    """A note's number glued to its first sentence ("10 La Serbie ...") stays out of the
+    evidence, whose raw offsets still rebuild it exactly."""
+    import re
+
+    from qa.chunking import clean_document
+
+    raw = {d.doc_id: d for d in documents}
+    notes = [c for c in assistant.index.chunks if c.kind == "note" and re.match(r"\d{1,3}\s+[^\W\d_]", c.text)]
+    assert notes, "the IJD text has numbered footnotes"
+    checked = 0
+    for chunk in notes[:5]:
+        sentence = chunk.text[chunk.sentences[0].start : chunk.sentences[0].end]
+        question = re.sub(r"^\d{1,3}\s+", "", sentence)[:200]
+        for c in assistant.ask(question, k=3).citations:
+            if c.chunk_id == chunk.id:
+                checked += 1
+                assert not re.match(r"\d{1,3}\s", c.evidence.text)
+                cleaned = clean_document(raw[c.doc_id])
+                assert apply_edits(cleaned.raw, cleaned.edits, c.evidence.start, c.evidence.end) == c.evidence.text
+    assert checked

