@@ -12,7 +12,7 @@ import numpy as np
 
 from .analysis import LANGUAGES, analyse, detect_language
 from .chunking import Chunk, strip_urls
-from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, load_config
+from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
@@ -211,7 +211,8 @@ class Assistant:
         t = time.perf_counter()
         citations = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
         support = self._answerability(question, citations)
-        abstained = support < cfg.abstain_threshold
+        threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
+        abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         timings = {name: round(ms, 3) for name, ms in timings.items()}

@@ -17,6 +17,16 @@ MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 
 
+# Abstention thresholds calibrated on eval/seed.jsonl (qa eval --calibrate, at most 3 % of
+# answerable questions abstaining), by encoder id prefix: cosines differ by model. Other
+# models get the USE value, uncalibrated: run `qa eval eval/seed.jsonl --calibrate`.
+ABSTAIN_THRESHOLDS = {"multilingual-e5-small": 0.757, "use-multilingual": 0.2567}
+
+
+def abstain_threshold_for(encoder_id: str) -> float:
+    return next((t for prefix, t in ABSTAIN_THRESHOLDS.items() if encoder_id.startswith(prefix)), ABSTAIN_THRESHOLDS["use-multilingual"])
+
+
 @dataclass(frozen=True)
 class ChunkingConfig:
     """How documents are cut into passages (sentences are never cut)."""
@@ -50,7 +60,8 @@ class RetrievalConfig:
     # Abstain when answerability < abstain_threshold; answerability = cosine of the best
     # evidence sentence - unknown_word_penalty * share of the question's words found
     # nowhere in the corpus (weights fitted by logistic regression on eval/seed.jsonl).
-    abstain_threshold: float = 0.757  # calibrated on eval/seed.jsonl (qa eval --calibrate)
+    # None: the encoder's own (ABSTAIN_THRESHOLDS); `qa eval FILE --calibrate` writes one.
+    abstain_threshold: float | None = None
     unknown_word_penalty: float = 0.1
     # Evidence: each candidate's best sentence maximises support = normalised cosine
     # (question, sentence) + coverage_weight * share of the question's terms in it (+

@@ -178,6 +178,9 @@ def test_sentence_transformers_index_end_to_end(corpus_copy, tmp_path):
     again = build_index(corpus_copy, path, model="use-multilingual", progress=False, log=logs.append)
     assert again.rebuilt and again.embedded_chunks == report.chunks
     assert any("encoder changed" in m for m in logs)
+    # USE keeps working by name, with its own abstention threshold.
+    use = Assistant(Index.load(path)).ask("Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?")
+    assert not use.abstained and use.citations[0].doc_id == "ijd-elargissement-balkans-securite"
 
 
 def test_metadata_edit_reindexes_that_document(corpus_copy, tmp_path, encoder):
