@@ -79,6 +79,24 @@ def assistant(built_index, encoder):
     return Assistant.open(built_index, config=RetrievalConfig(), encoder=encoder)
 
 
+class CountingEncoder:
+    """The real encoder, counting what it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.id, self.dim = inner, inner.id, inner.dim
+        self.texts: list[str] = []
+
+    def encode(self, texts, *, query=False):
+        self.texts.extend(texts)
+        return self.inner.encode(texts, query=query)
+
+
+@pytest.fixture()
+def counting_encoder(encoder):
+    """Makes encoders that count the texts they embed (the session's real encoder inside)."""
+    return lambda: CountingEncoder(encoder)
+
+
 @pytest.fixture()
 def corpus_copy(tmp_path) -> Path:
     dest = tmp_path / "corpus"

@@ -7,16 +7,6 @@ from qa.embeddings import EmbeddingCache, embed, text_key
 from qa.index import Index, build_index
 
 
-class CountingEncoder:
-    def __init__(self, inner):
-        self.inner, self.id, self.dim = inner, inner.id, inner.dim
-        self.texts: list[str] = []
-
-    def encode(self, texts, *, query=False):
-        self.texts.extend(texts)
-        return self.inner.encode(texts, query=query)
-
-
 def _corpus(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -32,10 +22,10 @@ def _corpus(tmp_path):
     return corpus
 
 
-def test_rebuild_and_settings_change_reuse_cached_vectors(tmp_path, encoder, monkeypatch):
+def test_rebuild_and_settings_change_reuse_cached_vectors(tmp_path, counting_encoder, monkeypatch):
     monkeypatch.delenv("QA_EMBEDDING_CACHE", raising=False)  # the index's own cache
     corpus, path = _corpus(tmp_path), tmp_path / "index"
-    counting = CountingEncoder(encoder)
+    counting = counting_encoder()
     first = build_index(corpus, path, encoder=counting, progress=False, log=lambda m: None)
     assert first.embedded_texts == len(counting.texts) > 0 and first.cached_texts == 0
     assert list((path / "embeddings").iterdir())  # inside the index directory

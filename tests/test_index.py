@@ -16,18 +16,6 @@ from qa.errors import IndexMismatchError, IndexNotFoundError
 from qa.index import FORMAT_VERSION, Index, build_index, resolve_version
 
 
-class CountingEncoder:
-    """The real encoder, counting what it is asked to embed."""
-
-    def __init__(self, inner):
-        self.inner, self.id, self.dim = inner, inner.id, inner.dim
-        self.texts: list[str] = []
-
-    def encode(self, texts, *, query=False):
-        self.texts.extend(texts)
-        return self.inner.encode(texts, query=query)
-
-
 def _build(corpus, path, encoder, **kw):
     return build_index(corpus, path, encoder=encoder, progress=False, log=lambda m: None, **kw)
 
@@ -60,14 +48,14 @@ def test_save_load_identity(built_index, encoder):
     assert [(c.doc_id, c.start, c.end) for c in ans_a.citations] == [(c.doc_id, c.start, c.end) for c in ans_b.citations]
 
 
-def test_unchanged_corpus_is_up_to_date(corpus_copy, tmp_path, encoder):
+def test_unchanged_corpus_is_up_to_date(corpus_copy, tmp_path, encoder, counting_encoder):
     first = _build(corpus_copy, tmp_path / "idx", encoder)
-    counting = CountingEncoder(encoder)
+    counting = counting_encoder()
     again = _build(corpus_copy, tmp_path / "idx", counting)
     assert first.path is not None and again.path is None and counting.texts == []
 
 
-def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, encoder, monkeypatch):
+def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, encoder, counting_encoder, monkeypatch):
     monkeypatch.setenv("QA_EMBEDDING_CACHE", str(tmp_path / "cache"))  # a cache of this index alone
     path = tmp_path / "idx"
     _build(corpus_copy, path, encoder)
@@ -80,7 +68,7 @@ def test_incremental_update_reembeds_only_changed_chunks(corpus_copy, tmp_path, 
     (corpus_copy / "new-note.md").write_text("# Note\n\nLe projet Horizons Partagés vise la jeunesse.\n", encoding="utf-8")
     (corpus_copy / "pe-partenariats-securite-defense.txt").unlink()
 
-    counting = CountingEncoder(encoder)
+    counting = counting_encoder()
     report = _build(corpus_copy, path, counting)
     after = Index.load(path)
     assert report.changed == ["otan-relations-serbie"] and report.added == ["new-note"]
