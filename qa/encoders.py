@@ -235,21 +235,21 @@ class SentenceTransformerEncoder:
 
     @property
     def prompts(self) -> dict[str, str]:
-        """The query and passage prompts this model's configuration gives (may be empty)."""
+        """The query and passage prompts of this model's configuration ("" where it has
+        none): ``query``, and the first non-empty of ``document``, ``passage``, ``corpus``."""
         prompts = getattr(self._model, "prompts", None) or {}
-        out = {"query": prompts.get("query", "")}
-        out["passage"] = next((prompts[n] for n in ("document", "passage", "corpus") if n in prompts), "")
-        return out
+        passage = next((prompts[n] for n in ("document", "passage", "corpus") if prompts.get(n)), "")
+        return {"query": prompts.get("query", "") or "", "passage": passage}
 
     def encode(self, texts: Sequence[str], *, query: bool = False, batch_size: int = 32) -> np.ndarray:
-        """Questions with the model's ``query`` prompt, passages with its ``document`` /
-        ``passage`` / ``corpus`` prompt (sentence-transformers' own choice), none when the
-        model's configuration has none."""
+        """Questions with the model's query prompt, passages with its passage prompt
+        (given explicitly: sentence-transformers would take an empty ``document`` prompt
+        over a configured ``passage`` one)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        method = self._model.encode_query if query else self._model.encode_document
-        vectors = method(
+        vectors = self._model.encode(
             list(texts),
+            prompt=self.prompts["query" if query else "passage"],
             batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,

@@ -10,8 +10,8 @@ from qa.index import Index, build_index
 def _corpus(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "a.txt").write_text(
-        "La Serbie a adhéré au Partenariat pour la paix en 2006. Le bureau de liaison militaire a été établi à Belgrade. "
+    (corpus / "a.md").write_text(
+        "# La Serbie et l'OTAN\n\nLa Serbie a adhéré au Partenariat pour la paix en 2006. Le bureau de liaison militaire a été établi à Belgrade. "
         "La coopération s'est intensifiée à partir de 2015 avec un plan d'action individuel.\n",
         encoding="utf-8",
     )
@@ -37,10 +37,10 @@ def test_rebuild_and_settings_change_reuse_cached_vectors(tmp_path, counting_enc
     assert "texts embedded 0," in again.summary()
     assert np.array_equal(np.asarray(Index.load(path).vectors), vectors)  # same vectors as embedded
 
-    # Another context setting changes the chunk texts (not the sentences): only those are embedded.
-    changed = build_index(corpus, path, encoder=counting, chunking=ChunkingConfig(context="none"), progress=False, log=lambda m: None)
+    # Shorter passages: new passage texts, the same sentences; only the passages are embedded.
+    changed = build_index(corpus, path, encoder=counting, chunking=ChunkingConfig(target_chars=120), progress=False, log=lambda m: None)
     assert changed.rebuilt and 0 < changed.embedded_texts < first.embedded_texts
-    assert changed.embedded_texts + changed.cached_texts == first.embedded_texts + first.cached_texts
+    assert changed.embedded_texts <= changed.chunks  # passages only: every sentence came from the cache
 
 
 def test_cache_segments_round_trip_and_damage_is_a_miss(tmp_path, encoder):
