@@ -11,7 +11,8 @@ def _corpus(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.md").write_text(
-        "# La Serbie et l'OTAN\n\nLa Serbie a adhéré au Partenariat pour la paix en 2006. Le bureau de liaison militaire a été établi à Belgrade. "
+        "# La Serbie et l'OTAN\n\nLa Serbie a adhéré au Partenariat pour la paix en 2006. "
+        "Le bureau de liaison militaire a été établi à Belgrade. "
         "La coopération s'est intensifiée à partir de 2015 avec un plan d'action individuel.\n",
         encoding="utf-8",
     )
