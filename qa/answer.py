@@ -138,7 +138,6 @@ class Assistant:
             )
         self.backend = backend or open_backend(index)
         self._terms: RowCache[list[set[str]]] = RowCache()
-        self._last_cos: dict[str, float] = {}
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
 
     @classmethod
@@ -209,8 +208,8 @@ class Assistant:
             fusion=Fusion(cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset) if cfg.fusion == "convex" else None,
         )
         t = time.perf_counter()
-        citations = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
-        support = self._answerability(question, citations)
+        citations, cosine = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
+        support = self._answerability(question, cosine)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
@@ -225,12 +224,15 @@ class Assistant:
     def ask_many(self, questions: Iterable[str], **options: object) -> list[Answer]:
         return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
 
-    def _cite(self, question: str, q_lang: str, qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True) -> list[Citation]:
-        """Pick each candidate's best sentence, rerank by it, and keep k distinct passages."""
+    def _cite(
+        self, question: str, q_lang: str, qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
+    ) -> tuple[list[Citation], float]:
+        """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
+        Also returns the first citation's evidence cosine (0.0 without citations)."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
-            return []
+            return [], 0.0
         # Retrieval scores on a 0..1 scale: min-max over the pool (raw cosines, BM25 scores
         # possibly negative, fused scores).
         raw = np.array([h.score for h in pool], dtype=np.float64)
@@ -273,8 +275,7 @@ class Assistant:
             if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
                 adjust -= cfg.reference_penalty
             final = best_support + cfg.fusion_weight * rank_score + adjust if cfg.rerank else -position
-            scored.append((final, position, chunk, best_j, rank_score))
-            self._last_cos[chunk.id] = raw_cos
+            scored.append((final, position, chunk, best_j, rank_score, raw_cos))
         scored.sort(key=lambda item: (-item[0], item[1]))
         # Overlapping passages with the same best sentence are cited once, at the best one's
         # place; shown is the one that also holds the sentence before it (the context that
@@ -316,11 +317,12 @@ class Assistant:
             )
             if len(citations) == k:
                 break
-        return citations
+        first_cosine = next(iter(groups.values()))[0][5] if groups else 0.0
+        return citations, first_cosine
 
-    def signals(self, question: str, citations: list[Citation]) -> dict[str, float]:
-        """What answerability is judged on: the best evidence sentence's cosine to the
-        question, and the share of the question's words found nowhere in the corpus (under
+    def signals(self, question: str, cosine: float) -> dict[str, float]:
+        """What answerability is judged on: ``cosine``, the first citation's evidence cosine
+        to the question, and the share of the question's words found nowhere in the corpus (under
         either language's analysis: "FIFA", "Marignan")."""
         vocab = self.index.vocabulary
         content = unknown = 0
@@ -331,13 +333,12 @@ class Assistant:
             content += 1
             if vocab and not forms & vocab:
                 unknown += 1
-        cosine = self._last_cos.get(citations[0].chunk_id, 0.0) if citations else 0.0
         return {"cosine": cosine, "unknown": unknown / content if content else 0.0}
 
-    def _answerability(self, question: str, citations: list[Citation]) -> float:
+    def _answerability(self, question: str, cosine: float) -> float:
         """What the abstention threshold applies to: the evidence cosine less
         ``unknown_word_penalty`` times the share of unknown words."""
-        sig = self.signals(question, citations)
+        sig = self.signals(question, cosine)
         return sig["cosine"] - self.config.unknown_word_penalty * sig["unknown"]
 
     def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:
