@@ -272,9 +272,9 @@ class Fusion:
     language higher than its translation, which pulls English questions to English text.
     """
 
-    bm25_share: float = 0.3
+    bm25_share: float = 0.2
     bm25_share_cross: float = 0.1
-    cross_lingual_offset: float = 0.0
+    cross_lingual_offset: float = 0.03
 
 
 def retrieve(

@@ -76,3 +76,12 @@ def test_bm25s_agrees_with_rank_bm25_reference(assistant):
         theirs = list(np.argsort(-reference.get_scores(tokens), kind="stable")[:3])
         assert ours[0] == theirs[0], q
         assert len(set(ours) & set(theirs)) >= 2, q
+
+
+def test_convex_fusion_by_hand():
+    from qa.retrieval import convex, minmax
+
+    assert minmax({"a": 0.8, "b": 0.9, "c": 0.85}) == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.5})
+    # dense a 0.9 -> 1, b 0.8 -> 0; BM25 b 4.0 -> 1, c 2.0 -> 0.5 (a and c: 0 where not found).
+    fused = convex({"a": 0.9, "b": 0.8}, {"b": 4.0, "c": 2.0}, {"a": 0.2, "b": 0.2, "c": 0.1})
+    assert fused == pytest.approx({"a": 0.8 * 1.0, "b": 0.2 * 1.0, "c": 0.1 * 0.5})
