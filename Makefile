@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run chat test index install install-dev clean eval-spf eval-seed eval-check eval-check-edge
+.PHONY: run chat test chromium index install install-dev clean eval-spf eval-seed eval-check eval-check-edge
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ run: index
 chat: index
 	$(BIN)/qa chat
 
-test: $(VENV)/.installed-dev
+# The browser tests drive Debian's Chromium: installed here as root, else one line says how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test needs Debian's chromium for the browser tests: run 'sudo apt-get install -y chromium', then make test again" >&2; exit 1; \
+	  fi; }
+
+test: $(VENV)/.installed-dev chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
 clean:
