@@ -209,7 +209,10 @@ class EdgeStore(_Store):
             request = qe.QueryRequest(limit=depth, query=nearest[0], filter=flt, params=params, with_payload=False)
         else:
             prefetches = [qe.Prefetch(limit=depth, query=q, filter=flt, params=params) for q in nearest]
-            request = qe.QueryRequest(limit=depth, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), filter=flt, with_payload=False)
+            # Every fused point (two lists of depth): the caller orders ties and cuts to depth.
+            request = qe.QueryRequest(
+                limit=2 * depth, prefetches=prefetches, query=qe.Fusion.Rrf(k=rrf_k), filter=flt, with_payload=False
+            )
         return [(int(p.id), float(p.score)) for p in self.shard.query(request)]
 
 
@@ -338,7 +341,12 @@ class ClusterStore(_Store):
         else:
             prefetch = [m.Prefetch(query=q, using=u, limit=depth, filter=flt, params=params) for q, u in nearest]
             result = self.client.query_points(
-                self.collection, prefetch=prefetch, query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)), limit=depth, query_filter=flt, with_payload=False
+                self.collection,
+                prefetch=prefetch,
+                query=m.RrfQuery(rrf=m.Rrf(k=rrf_k)),
+                limit=2 * depth,
+                query_filter=flt,
+                with_payload=False,
             )
         return [(int(p.id), float(p.score)) for p in result.points]
 
@@ -533,7 +541,9 @@ class QdrantBackend:
             top = self.dense(query_vector, feedback.docs, where)
             extra = self.feedback_terms([r for r, _ in top], feedback.terms)
         found = self.store.search(depth, where, vector=query_vector, sparse=self.sparse.query(text, extra), rrf_k=rrf_k + 1)
-        ordered = sorted(self._rows(found), key=lambda item: (-item[1], item[0]))
+        # Qdrant returns every fused point (limit 2 * depth): ties are ordered here, by row
+        # as qa.retrieval.rrf's callers do, then cut, so the same question gets the same list.
+        ordered = sorted(self._rows(found), key=lambda item: (-item[1], item[0]))[:depth]
         return [Hit(row=row, score=score * weight) for row, score in ordered]
 
     def feedback_terms(self, rows: Sequence[int], n: int) -> list[int]:
