@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -427,3 +428,40 @@ def _langdetect(text: str) -> LanguageGuess | None:
     except LangDetectException:
         return None
     return LanguageGuess(ranked[0].lang, ranked[0].prob) if ranked else None
+
+
+# ---------------------------------------------------------------------------------------
+# Sources named in a question
+
+
+def source_names(meta: Mapping[str, object]) -> list[str]:
+    """The names a question may use for a document's source: its publisher (each variant of
+    "OTAN / NATO" or "Ministère … (France Diplomatie)"), the publisher's initials when it has
+    three capitalised words or more ("Institut Jacques Delors" -> "IJD"), and the
+    ``aliases`` of its metadata."""
+    publisher = str(meta.get("publisher") or "")
+    names = [part.strip() for part in re.split(r"\s*/\s*|\s*[()]\s*", publisher) if part.strip()]
+    for name in list(names):
+        capitals = [w[0] for w in name.split() if w[:1].isupper()]
+        if len(capitals) >= 3:
+            names.append("".join(capitals))
+    names += [str(a) for a in meta.get("aliases") or () if str(a).strip()]  # type: ignore[attr-defined]
+    return names
+
+
+def named_documents(question: str, documents: Mapping[str, Mapping[str, object]]) -> frozenset[str]:
+    """Documents whose source the question names: every word of one of its
+    ``source_names`` is in the question, under the French or the English analysis
+    ("according to the Delors paper", "selon l'OTAN").
+
+    >>> sorted(named_documents("Que dit l'IJD ?", {"a": {"publisher": "Institut Jacques Delors"}, "b": {}}))
+    ['a']
+    """
+    tokens = {lang: set(analyse(question, lang)) for lang in LANGUAGES}
+    named = set()
+    for doc_id, meta in documents.items():
+        for name in source_names(meta):
+            if any((terms := set(analyse(name, lang))) and terms <= tokens[lang] for lang in LANGUAGES):
+                named.add(doc_id)
+                break
+    return frozenset(named)

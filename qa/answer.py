@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse, detect_language
+from .analysis import LANGUAGES, analyse, detect_language, named_documents, source_names
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .encoders import Encoder, load_encoder
@@ -106,6 +106,13 @@ ANAPHOR = re.compile(
 )
 
 
+# Interrogatives that documents seldom contain: not evidence that a question is off-topic.
+QUESTION_WORDS = frozenset(
+    "combien quand comment pourquoi où ou quel quelle quels quelles lequel laquelle lesquels lesquelles qui que quoi "
+    "what when how why which who whom whose where".split()
+)
+
+
 def asks_when(question: str) -> bool:
     return WHEN.search(question) is not None
 
@@ -139,6 +146,16 @@ class Assistant:
         self.backend = backend or open_backend(index)
         self._terms: RowCache[list[set[str]]] = RowCache()
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
+        langs, counts = np.unique(index.langs, return_counts=True)
+        self._language_share = {str(lang): n / counts.sum() for lang, n in zip(langs, counts)}
+        # Words of titles and source names count as known to the corpus ("Delors", "IJD").
+        self._source_terms = {
+            term
+            for meta in self.documents.values()
+            for text in [meta.get("title", ""), *source_names(meta)]
+            for lang in LANGUAGES
+            for term in analyse(text, lang)
+        }
 
     @classmethod
     def open(cls, path: str | Path = "index", *, config: RetrievalConfig | None = None, encoder: Encoder | None = None) -> Assistant:
@@ -205,11 +222,15 @@ class Assistant:
             where=where,
             timings=timings,
             feedback=Feedback(cfg.prf_docs, cfg.prf_terms) if cfg.prf_terms > 0 and mode == "hybrid" else None,
-            fusion=Fusion(cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset) if cfg.fusion == "convex" else None,
+            fusion=Fusion(
+                cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset, cfg.source_offset, named_documents(question, self.documents)
+            )
+            if cfg.fusion == "convex"
+            else None,
         )
         t = time.perf_counter()
         citations, cosine = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
-        support = self._answerability(question, cosine)
+        support = self._answerability(question, cosine, q_lang)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
@@ -228,7 +249,8 @@ class Assistant:
         self, question: str, q_lang: str, qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
     ) -> tuple[list[Citation], float]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
-        Also returns the first citation's evidence cosine (0.0 without citations)."""
+        Also returns the best cosine of a candidate passage to the question (0.0 without
+        candidates): what answerability starts from."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
@@ -269,13 +291,12 @@ class Assistant:
                     support += cfg.date_bonus
                 if support > best_support:
                     best_j, best_support = j, support
-            raw_cos = float(cosines[position][best_j]) - (offset if chunk.lang != q_lang else 0.0)
             rank_score = float(rank_scores[position])
             adjust = 0.0
             if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
                 adjust -= cfg.reference_penalty
             final = best_support + cfg.fusion_weight * rank_score + adjust if cfg.rerank else -position
-            scored.append((final, position, chunk, best_j, rank_score, raw_cos))
+            scored.append((final, position, chunk, best_j, rank_score))
         scored.sort(key=lambda item: (-item[0], item[1]))
         # Overlapping passages with the same best sentence are cited once, at the best one's
         # place; shown is the one that also holds the sentence before it (the context that
@@ -317,28 +338,34 @@ class Assistant:
             )
             if len(citations) == k:
                 break
-        first_cosine = next(iter(groups.values()))[0][5] if groups else 0.0
-        return citations, first_cosine
+        best_cosine = float(np.max(np.asarray(self.index.vectors[[h.row for h in pool]], dtype=np.float32) @ qvec))
+        return citations, best_cosine
 
-    def signals(self, question: str, cosine: float) -> dict[str, float]:
-        """What answerability is judged on: ``cosine``, the first citation's evidence cosine
-        to the question, and the share of the question's words found nowhere in the corpus (under
-        either language's analysis: "FIFA", "Marignan")."""
-        vocab = self.index.vocabulary
+    def signals(self, question: str, cosine: float, q_lang: str | None = None) -> dict[str, float]:
+        """What answerability is judged on: ``cosine``, the best cosine of a candidate
+        passage to the question, and ``unknown``, the share of the question's content words
+        found nowhere in the corpus nor in its documents' titles and sources (under either
+        language's analysis: "FIFA", "Marignan"), times the share of the corpus written in
+        the question's language: a word missing from a corpus in the question's own
+        language says more than an English word missing from French documents. Stopwords
+        of either language and question words ("combien", "quand") are not content."""
+        vocab = self.index.vocabulary | self._source_terms
         content = unknown = 0
         for word in WORD.findall(question):
-            forms = {t for lang in LANGUAGES for t in analyse(word, lang)}
-            if not forms:
-                continue  # a stopword
+            forms = [set(analyse(word, lang)) for lang in LANGUAGES]
+            if not all(forms) or word.lower() in QUESTION_WORDS:
+                continue
             content += 1
-            if vocab and not forms & vocab:
+            if self.index.vocabulary and not set().union(*forms) & vocab:
                 unknown += 1
-        return {"cosine": cosine, "unknown": unknown / content if content else 0.0}
+        share = self._language_share.get(q_lang or detect_language(question), 0.0)
+        return {"cosine": cosine, "unknown": share * unknown / content if content else 0.0}
 
-    def _answerability(self, question: str, cosine: float) -> float:
-        """What the abstention threshold applies to: the evidence cosine less
-        ``unknown_word_penalty`` times the share of unknown words."""
-        sig = self.signals(question, cosine)
+    def _answerability(self, question: str, cosine: float, q_lang: str | None = None) -> float:
+        """What the abstention threshold applies to: the best passage cosine less
+        ``unknown_word_penalty`` times the share of unknown words (weights fitted by logistic
+        regression on the answerable and off-topic questions of ``eval/seed.jsonl``)."""
+        sig = self.signals(question, cosine, q_lang)
         return sig["cosine"] - self.config.unknown_word_penalty * sig["unknown"]
 
     def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:

@@ -20,7 +20,7 @@ MAX_K = 50
 # Abstention thresholds calibrated on eval/seed.jsonl (qa eval --calibrate, at most 3 % of
 # answerable questions abstaining), by encoder id prefix: cosines differ by model. Other
 # models get the USE value, uncalibrated: run `qa eval eval/seed.jsonl --calibrate`.
-ABSTAIN_THRESHOLDS = {"multilingual-e5-small": 0.757, "use-multilingual": 0.2567}
+ABSTAIN_THRESHOLDS = {"multilingual-e5-small": 0.7976, "use-multilingual": 0.2567}
 
 
 def abstain_threshold_for(encoder_id: str) -> float:
@@ -54,15 +54,17 @@ class RetrievalConfig:
     bm25_share: float = 0.2  # BM25's weight for passages in the question's language
     bm25_share_cross: float = 0.1  # ... and for passages in the other language
     cross_lingual_offset: float = 0.03  # added to the cosine of passages in the other language
+    source_offset: float = 0.03  # ... and of passages whose source the question names ("selon l'OTAN")
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
-    # Abstain when answerability < abstain_threshold; answerability = cosine of the best
-    # evidence sentence - unknown_word_penalty * share of the question's words found
-    # nowhere in the corpus (weights fitted by logistic regression on eval/seed.jsonl).
+    # Abstain when answerability < abstain_threshold; answerability = best cosine of a
+    # candidate passage - unknown_word_penalty * share of the question's words found
+    # nowhere in the corpus, times the corpus's share in the question's language (see
+    # Assistant.signals; chosen on the answerable and off-topic questions of eval/seed.jsonl).
     # None: the encoder's own (ABSTAIN_THRESHOLDS); `qa eval FILE --calibrate` writes one.
     abstain_threshold: float | None = None
-    unknown_word_penalty: float = 0.1
+    unknown_word_penalty: float = 0.15
     # Evidence: each candidate's best sentence maximises support = normalised cosine
     # (question, sentence) + coverage_weight * share of the question's terms in it (+
     # date_bonus when a "when" question meets a sentence with a year). With rerank,

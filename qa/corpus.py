@@ -39,6 +39,9 @@ class Document:
     language: str
     publisher: str = ""
     date: str = ""
+    # Other names of the source ("IJD", "Jacques Delors Institute"): a question that names
+    # the source is steered to its passages (``analysis.named_documents``).
+    aliases: tuple[str, ...] = ()
 
 
 class UnreadableDocument(Exception):
@@ -103,6 +106,7 @@ def read_document(path: Path, corpus_dir: Path, meta: dict | None = None) -> Doc
         language=language if language in ("fr", "en") else "en",
         publisher=meta.get("publisher", ""),
         date=meta.get("date", ""),
+        aliases=tuple(str(a) for a in meta.get("aliases", ())),
     )
 
 

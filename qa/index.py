@@ -433,6 +433,7 @@ def build_index(
                 "language": d.language,
                 "publisher": d.publisher,
                 "date": d.date,
+                "aliases": list(d.aliases),
                 "chunks": doc_counts[d.doc_id],
             }
             for d in documents
@@ -479,7 +480,11 @@ def _embedding_record(encoder: Encoder, embedded: int, cached: int) -> dict:
 def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
     """Content or metadata (metadata.json) differ from what the index holds."""
     fields = ("title", "language", "publisher", "date")
-    return old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields)
+    return (
+        old["sha256"] != doc.sha256
+        or any(old.get(f, "") != getattr(doc, f) for f in fields)
+        or old.get("aliases", []) != list(doc.aliases)
+    )
 
 
 def live_manifest(root: str | Path) -> dict | None:

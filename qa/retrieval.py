@@ -270,11 +270,15 @@ class Fusion:
     weak across languages). ``cross_lingual_offset`` is added to the cosine of passages in
     the other language: multilingual encoders score a passage in the question's own
     language higher than its translation, which pulls English questions to English text.
+    ``source_offset`` is added to the cosine of passages of the documents in ``named``
+    (those whose source the question names: "according to the Delors paper").
     """
 
     bm25_share: float = 0.2
     bm25_share_cross: float = 0.1
     cross_lingual_offset: float = 0.03
+    source_offset: float = 0.03
+    named: frozenset[str] = frozenset()
 
 
 def retrieve(
@@ -339,7 +343,11 @@ def retrieve(
         for i, row in enumerate(rows.tolist()):  # exact cosines, also for passages only BM25 found
             rank = dense_info.get(row, (None, None))[0]
             dense_info[row] = (rank, float(cosines[i]))
-        adjusted = {int(r): float(c) + (fusion.cross_lingual_offset if x else 0.0) for r, c, x in zip(rows, cosines, cross)}
+        named = np.isin(index.doc_ids[rows], list(fusion.named)) if fusion.named and len(rows) else np.zeros(len(rows), dtype=bool)
+        adjusted = {
+            int(r): float(c) + (fusion.cross_lingual_offset if x else 0.0) + (fusion.source_offset if n else 0.0)
+            for r, c, x, n in zip(rows, cosines, cross, named)
+        }
         shares = {int(r): fusion.bm25_share_cross if x else fusion.bm25_share for r, x in zip(rows, cross)}
         scored = convex(adjusted, {row: score for row, score in bm25_hits}, shares)
     else:

@@ -64,3 +64,20 @@ def test_query_language():
 def test_language_is_repeatable():
     text = "La Serbie maintient une politique de neutralité militaire et coopère avec l'OTAN depuis 2006."
     assert {detect_language(text) for _ in range(5)} == {"fr"}
+
+
+def test_a_question_naming_a_source_names_its_document():
+    from qa.analysis import named_documents, source_names
+
+    docs = {
+        "ijd": {"publisher": "Institut Jacques Delors", "aliases": ["Delors"]},
+        "nato": {"publisher": "OTAN / NATO"},
+        "mfa": {"publisher": "Ministère de l'Europe et des Affaires étrangères (France Diplomatie)"},
+    }
+    assert "IJD" in source_names(docs["ijd"]) and {"OTAN", "NATO"} <= set(source_names(docs["nato"]))
+    assert named_documents("According to the Delors paper, what threatens Bosnia?", docs) == {"ijd"}
+    assert named_documents("Que dit l'IJD de la Chine ?", docs) == {"ijd"}
+    assert named_documents("Selon l'OTAN, la Serbie coopère-t-elle ?", docs) == {"nato"}
+    assert named_documents("Que dit France Diplomatie ?", docs) == {"mfa"}
+    # one word of a source's name is not its name: "France" alone names nothing
+    assert named_documents("Quand la France a-t-elle lancé sa stratégie ?", docs) == frozenset()

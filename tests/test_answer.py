@@ -83,3 +83,19 @@ def test_footnote_number_is_not_part_of_the_evidence(assistant, documents):
                 cleaned = clean_document(raw[c.doc_id])
                 assert apply_edits(cleaned.raw, cleaned.edits, c.evidence.start, c.evidence.end) == c.evidence.text
     assert checked
+
+
+def test_names_no_one_wrote_in_the_corpus_make_a_question_off_topic(assistant):
+    """Stopwords of either language and question words are not unknown; words found nowhere
+    in the corpus are ("FIFA", "Australie"), and more so in the corpus's main language."""
+    assert assistant.signals("What is the Partnership for Peace?", 0.8, "en")["unknown"] == 0.0
+    french = assistant.signals("Quelle est la capitale de l'Australie ?", 0.8, "fr")["unknown"]
+    english = assistant.signals("What is the capital of Australia?", 0.8, "en")["unknown"]
+    assert french > english > 0.0  # the corpus is mostly French
+    assert assistant.ask("Quelle est la capitale de l'Australie ?").abstained
+
+
+def test_naming_the_source_steers_to_its_document(assistant):
+    question = "Pour l'Institut Jacques Delors, faut-il choisir entre accueillir de nouveaux pays et approfondir l'intégration ?"
+    answer = assistant.ask(question)
+    assert answer.citations[0].doc_id == "ijd-elargissement-balkans-securite"

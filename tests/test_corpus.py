@@ -36,6 +36,7 @@ def test_bundled_corpus_with_metadata():
     by_id = {d.doc_id: d for d in docs}
     ijd = by_id["ijd-elargissement-balkans-securite"]
     assert ijd.publisher == "Institut Jacques Delors" and ijd.language == "fr"
+    assert "Jacques Delors Institute" in ijd.aliases
     assert by_id["diplomatie-strategy-balkans-en"].language == "en"
     assert "SOURCES" not in by_id
 

@@ -181,6 +181,10 @@ def test_metadata_edit_reindexes_that_document(corpus_copy, tmp_path, encoder):
     report = _build(corpus_copy, path, encoder)
     assert report.changed == ["otan-relations-serbie"]
     assert {c.title for c in Index.load(path).chunks if c.doc_id == "otan-relations-serbie"} == {"OTAN et Serbie"}
+    meta["documents"]["otan-relations-serbie"]["aliases"] = ["Alliance atlantique"]
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    assert _build(corpus_copy, path, encoder).changed == ["otan-relations-serbie"]
+    assert Index.load(path).manifest["documents"]["otan-relations-serbie"]["aliases"] == ["Alliance atlantique"]
 
 
 def test_a_corpus_that_cleans_to_nothing_is_a_clear_error(tmp_path, encoder):
