@@ -47,7 +47,6 @@ class EmbeddingCache:
         self._segments: list[np.ndarray] = []
         self._new_keys: list[tuple[int, int]] = []
         self._new_vectors: list[np.ndarray] = []
-        self.hits = 0
         self._read()
 
     def _read(self) -> None:
@@ -67,9 +66,6 @@ class EmbeddingCache:
             for row, (a, b) in enumerate(keys.tolist()):
                 self._where[(a, b)] = (segment, row)
 
-    def __len__(self) -> int:
-        return len(self._where) + len(self._new_keys)
-
     def get(self, keys: Sequence[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
         """Vectors for ``keys`` (zeros where missing) and the positions missing."""
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
@@ -80,7 +76,6 @@ class EmbeddingCache:
                 missing.append(i)
             else:
                 out[i] = self._vector(place)
-        self.hits += len(keys) - len(missing)
         return out, missing
 
     def put(self, keys: Sequence[tuple[int, int]], vectors: np.ndarray) -> None:
