@@ -2,8 +2,10 @@
 
     python app.py [--index index] [--corpus corpus] [--host 127.0.0.1] [--port 7860]
 
-Set QA_AUTH=user:password to require a login. All retrieval happens in `qa`; this file
-only renders answers and forwards document changes to `qa.service.Library`.
+Set QA_AUTH=user:password to require a login. Adding, removing and restoring documents
+are refused (in the UI and on the API) unless QA_AUTH is set or --allow-edits is given.
+All retrieval happens in `qa`; this file only renders answers and forwards document
+changes to `qa.service.Library`.
 """
 
 from __future__ import annotations
@@ -95,7 +97,16 @@ def render_document(raw: str, spans: list[list[int]], evidence: tuple[int, int] 
 # The app
 
 
-def build_app(library: Library) -> gr.Blocks:
+EDITS_OFF = (
+    "Document changes are off: anyone who can reach this port could make them. "
+    "Start the app with QA_AUTH=user:password (a login) or with --allow-edits to turn them on."
+)
+
+
+def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
+    """The UI over ``library``. ``edits``: whether uploads, removals and restores are
+    allowed (refused otherwise, on the API too)."""
+
     def doc_choices() -> list[str]:
         return ["any", *sorted(library.documents())]
 
@@ -142,7 +153,12 @@ def build_app(library: Library) -> gr.Blocks:
         except (QAError, OSError):
             return '<div id="qa-viewer">This document changed or was removed since the answer: ask again.</div>'
 
+    def removed_choices() -> list[tuple[str, str]]:
+        return [(f"{e.doc_id} (removed {e.removed})", e.id) for e in library.removed()]
+
     def upload(file, progress=gr.Progress()):
+        if not edits:
+            return f"Refused: {EDITS_OFF}", doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()))
         if file is None:
             return "No file.", doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()))
         path = file if isinstance(file, str) else file.name
@@ -156,18 +172,31 @@ def build_app(library: Library) -> gr.Blocks:
         return message, doc_table(), gr.update(choices=doc_choices()), gr.update(choices=sorted(library.documents()))
 
     def remove_document(doc_id: str) -> str:
-        """Take a document out of the corpus and the index; returns what was done."""
+        """Take a document out of the index; its file is kept under corpus/.removed/ for
+        /restore. Returns what was done."""
+        if not edits:
+            return f"Refused: {EDITS_OFF}"
         try:
-            return f"Removed {doc_id}: {library.remove_document(doc_id).summary()}"
+            return f"Removed {doc_id} (kept in corpus/.removed/, restore it below): {library.remove_document(doc_id).summary()}"
         except QAError as exc:
             return f"Refused: {exc}"
 
-    def remove_clicked(doc_id):
+    def restore_document(key: str) -> str:
+        """Put a removed document back (by removal id or document id) and index it again."""
+        if not edits:
+            return f"Refused: {EDITS_OFF}"
+        try:
+            return f"Restored {key}: {library.restore(key).summary()}"
+        except QAError as exc:
+            return f"Refused: {exc}"
+
+    def after_change(message):
         return (
-            remove_document(doc_id),
+            message,
             doc_table(),
             gr.update(choices=doc_choices()),
             gr.update(choices=sorted(library.documents()), value=None),
+            gr.update(choices=removed_choices(), value=None),
         )
 
     with gr.Blocks(title="qa — cited answers") as demo:
@@ -201,13 +230,24 @@ def build_app(library: Library) -> gr.Blocks:
                 interactive=False,
                 label="Indexed documents",
             )
+            if not edits:
+                gr.Markdown(EDITS_OFF, elem_id="qa-edits-off")
             upload_box = gr.File(
                 label=f"Add a document (.txt .md .html .pdf, up to {library.max_upload_mb:g} MB)",
                 file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
                 type="filepath",
+                interactive=edits,
             )
-            to_remove = gr.Dropdown(sorted(library.documents()), label="Remove a document")
-            remove_btn = gr.Button("Remove")
+            with gr.Row():
+                to_remove = gr.Dropdown(
+                    sorted(library.documents()), label="Remove a document (its file is kept)", interactive=edits, elem_id="qa-remove-pick"
+                )
+                remove_btn = gr.Button("Remove", interactive=edits, elem_id="qa-remove")
+            with gr.Row():
+                to_restore = gr.Dropdown(
+                    removed_choices(), label="Restore a removed document", interactive=edits, elem_id="qa-restore-pick"
+                )
+                restore_btn = gr.Button("Restore", interactive=edits, elem_id="qa-restore")
             status = gr.Markdown("", elem_id="qa-doc-status")
 
         inputs = [question, chat, k, mode, lang, doc]
@@ -215,10 +255,13 @@ def build_app(library: Library) -> gr.Blocks:
         send.click(respond, inputs, outputs, api_visibility="private")
         question.submit(respond, inputs, outputs, api_visibility="private")
         pick.change(show_citation, [pick, cites_state], viewer, api_visibility="private").then(None, js=SCROLL_JS)
+        changed = [status, table, doc, to_remove, to_restore]
         upload_box.upload(upload, upload_box, [status, table, doc, to_remove], api_name="upload")
-        remove_btn.click(remove_clicked, to_remove, [status, table, doc, to_remove], api_visibility="private")
+        remove_btn.click(lambda d: after_change(remove_document(d)), to_remove, changed, api_visibility="private")
+        restore_btn.click(lambda key: after_change(restore_document(key)), to_restore, changed, api_visibility="private")
         gr.api(ask_json, api_name="ask")
         gr.api(remove_document, api_name="remove")
+        gr.api(restore_document, api_name="restore")
     return demo
 
 
@@ -229,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: localhost only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--max-upload-mb", type=float, default=float(os.environ.get("QA_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)))
+    parser.add_argument(
+        "--allow-edits",
+        action="store_true",
+        help="allow adding, removing and restoring documents without a login (on by itself with QA_AUTH)",
+    )
     args = parser.parse_args(argv)
     auth = None
     if os.environ.get("QA_AUTH"):
@@ -242,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 1
-    demo = build_app(library)
+    demo = build_app(library, edits=bool(auth) or args.allow_edits)
     print(f"qa UI on http://{args.host}:{args.port}", flush=True)
     demo.queue(default_concurrency_limit=8).launch(
         server_name=args.host,

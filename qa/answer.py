@@ -13,10 +13,11 @@ import numpy as np
 from .analysis import LANGUAGES, analyse, detect_language, named_documents, source_names
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
+from .corpus import LONE_SURROGATE
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, open_backend, retrieve
+from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, minmax, open_backend, retrieve
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def validate_question(question: object) -> str:
         raise InputError('the question is empty: ask something, e.g. qa ask "Quel pays a acheté des drones Bayraktar ?"')
     if len(question) > MAX_QUESTION_CHARS:
         raise InputError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it")
-    return question.strip()
+    return LONE_SURROGATE.sub("\ufffd", question.strip())  # not encodable text (from bytes that were not UTF-8)
 
 
 def validate_k(k: int) -> int:
@@ -257,9 +258,7 @@ class Assistant:
             return [], 0.0
         # Retrieval scores on a 0..1 scale: min-max over the pool (raw cosines, BM25 scores
         # possibly negative, fused scores).
-        raw = np.array([h.score for h in pool], dtype=np.float64)
-        spread = raw.max() - raw.min()
-        rank_scores = (raw - raw.min()) / spread if spread > 0 else np.ones_like(raw)
+        rank_scores = minmax({position: hit.score for position, hit in enumerate(pool)})
         chunks = [self.index.chunks[hit.row] for hit in pool]
         offset = cfg.cross_lingual_offset if hybrid else 0.0
         # Sentence cosines, on a 0..1 scale over every sentence of the pool.

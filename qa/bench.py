@@ -1,6 +1,7 @@
 """Benchmarks: how cost grows with corpus size. Figures, never timed tests.
 
     python -m qa.bench --sizes seed,10k,100k,1m      (also: qa bench ...)
+    qa bench --load                                  (load and soak: qa/bench_load.py)
 
 Writes ``docs/benchmarks.md`` (table, machine, date) and ``docs/benchmarks.png`` (latency
 and memory against corpus size). Each figure comes from a fresh subprocess, so that its
@@ -178,10 +179,16 @@ def worker_build_seed(out: str) -> dict:
     t = time.perf_counter()
     report = build_index(ROOT / "corpus", out, rebuild=True, progress=False, log=lambda m: None)
     seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    again = build_index(ROOT / "corpus", out, rebuild=True, progress=False, log=lambda m: None)  # texts unchanged
     return {
         "chunks": report.chunks,
         "build_s": seconds,
         "chunks_per_s": report.chunks / seconds,
+        "embedded_texts": report.embedded_texts,
+        "rebuild_s": time.perf_counter() - t,
+        "rebuild_embedded_texts": again.embedded_texts,
+        "rebuild_cached_texts": again.cached_texts,
         "peak_rss_mb": _peak_mb(),
         "disk_mb": _dir_mb(report.path),
     }
@@ -366,7 +373,9 @@ def run(  # type: ignore[no-untyped-def]
 ) -> dict:
     """Every size with FAISS; ``backends`` (e.g. qdrant-edge) too at ``backend_sizes``."""
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"sizes": {}, "machine": _machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    from .config import DEFAULT_MODEL
+
+    results: dict = {"sizes": {}, "machine": _machine(), "date": datetime.now(UTC).isoformat(timespec="seconds"), "encoder": DEFAULT_MODEL}
     for size in sizes:
         if size not in SIZES:
             raise SystemExit(f"unknown size {size!r}; known: {', '.join(SIZES)}")
@@ -461,7 +470,10 @@ def write_report(results: dict, out: Path) -> None:
             "## Bundled corpus",
             "",
             f"- Cold start of one `qa ask` process (median of 5): {seed['cold']['cold_start_s']:.2f} s.",
-            f"- Full build with the real encoder: {seed['build']['build_s']:.1f} s ({seed['build']['chunks_per_s']:.0f} chunks/s, sentences included).",
+            f"- First full build with the real encoder ({results.get('encoder', '')}): {seed['build']['build_s']:.1f} s"
+            f" ({seed['build']['chunks']} chunks and their sentences, {seed['build'].get('embedded_texts', '?')} texts embedded).",
+            f"- Rebuild with unchanged texts (`qa index --rebuild`): {seed['build'].get('rebuild_s', float('nan')):.1f} s,"
+            f" {seed['build'].get('rebuild_embedded_texts', '?')} texts embedded, {seed['build'].get('rebuild_cached_texts', '?')} read from the embedding cache.",
             f"- Incremental add of one document: {seed['incremental']['add_one_document_s']:.2f} s ({seed['incremental']['embedded_chunks']} chunks embedded).",
             "",
         ]
@@ -489,7 +501,10 @@ def write_report(results: dict, out: Path) -> None:
                 f"(rank-bm25 index build {b['rank_bm25_build_s']:.1f} s).",
                 "",
             ]
-    out.write_text("\n".join(lines), encoding="utf-8")
+    from .bench_load import kept_section
+
+    kept = kept_section(out)  # measured by `qa bench --load`: kept when the sizes are re-run
+    out.write_text("\n".join(lines + ([kept, ""] if kept else [])), encoding="utf-8")
     _plot(results, out.with_suffix(".png"))
 
 
@@ -547,6 +562,11 @@ def _plot(results: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--load" in argv:
+        from .bench_load import main as load_main
+
+        return load_main(argv)
     parser = argparse.ArgumentParser(prog="qa bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="seed,10k,100k", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))

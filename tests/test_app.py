@@ -26,15 +26,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, built_index):
-    tmp = tmp_path_factory.mktemp("app")
+def _start(tmp, built_index, *flags):
     corpus, index = tmp / "corpus", tmp / "index"
     shutil.copytree(ROOT / "corpus", corpus)
     shutil.copytree(built_index, index)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", str(port), "--max-upload-mb", "1"],
+        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", str(port), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -52,7 +50,22 @@ def server(tmp_path_factory, built_index):
     else:
         proc.kill()
         raise RuntimeError("app did not start")
-    yield {"url": url, "corpus": corpus, "index": index}
+    return proc, {"url": url, "corpus": corpus, "index": index}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, built_index):
+    proc, info = _start(tmp_path_factory.mktemp("app"), built_index, "--max-upload-mb", "1", "--allow-edits")
+    yield info
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory, built_index):
+    """Started as a newcomer would: no QA_AUTH, no --allow-edits."""
+    proc, info = _start(tmp_path_factory.mktemp("app-default"), built_index)
+    yield info
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -153,17 +166,21 @@ def test_upload_then_ask_and_rejected_uploads_change_nothing(server, tmp_path):
     assert client.predict("nope", api_name="/remove").startswith("Refused: unknown document")
 
 
+def _browser(p):
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed: apt-get install -y chromium (make test installs it)"
+    return p.chromium.launch(
+        executable_path=chromium,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    )
+
+
 def test_browser_shows_highlighted_citation_and_document_viewer(server):
     from playwright.sync_api import expect, sync_playwright
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed: apt-get install -y chromium"
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-        )
+        browser = _browser(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server["url"])
         page.locator("#qa-question textarea").fill("Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?")
@@ -206,3 +223,101 @@ def test_answers_in_flight_during_an_upload_see_the_old_or_the_new_index(server,
     assert new != old and new[1][0][0] == "note-marseille"
     assert len(seen) == 48 and all(key in (old, new) for key in seen)
     assert client.predict("note-marseille", api_name="/remove").startswith("Removed")
+
+
+def test_without_a_login_or_allow_edits_nobody_can_remove_upload_or_restore(default_server, tmp_path):
+    from qa.index import resolve_version
+
+    corpus, index = default_server["corpus"], default_server["index"]
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*"))
+    live = resolve_version(index)
+    client = _client(default_server["url"])
+    for doc_id in ("otan-relations-serbie", "ijd-elargissement-balkans-securite"):
+        message = client.predict(doc_id, api_name="/remove")
+        assert message.startswith("Refused: Document changes are off") and "--allow-edits" in message
+    assert client.predict("otan-relations-serbie", api_name="/restore").startswith("Refused: Document changes are off")
+    from gradio_client import handle_file
+
+    doc = tmp_path / "intrus.md"
+    doc.write_text("# Intrus\n\nUn texte que personne n'a autorisé.\n", encoding="utf-8")
+    assert client.predict(handle_file(str(doc)), api_name="/upload")[0].startswith("Refused: Document changes are off")
+    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*")) == files  # nothing moved, nothing added
+    assert resolve_version(index) == live  # no new index version
+    page = urllib.request.urlopen(default_server["url"] + "config", timeout=10).read().decode()
+    assert "Document changes are off" in page  # the Documents tab says why its buttons are off
+
+
+def test_browser_removes_a_document_then_restores_it(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.index import Index
+
+    corpus, doc_id = server["corpus"], "otan-relations-serbie"
+    original = (corpus / f"{doc_id}.txt").read_bytes()
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        page.get_by_role("tab", name="Documents").click()
+        page.locator("#qa-remove-pick input").click()
+        page.get_by_role("option", name=doc_id, exact=True).click()
+        page.locator("#qa-remove").click()
+        expect(page.locator("#qa-doc-status")).to_contain_text(f"Removed {doc_id}", timeout=60_000)
+        assert not (corpus / f"{doc_id}.txt").exists() and doc_id not in Index.load(server["index"]).manifest["documents"]
+        [kept] = list((corpus / ".removed").glob(f"*/{doc_id}.txt"))
+        assert kept.read_bytes() == original
+        page.locator("#qa-restore-pick input").click()
+        page.get_by_role("option", name=doc_id).first.click()
+        page.locator("#qa-restore").click()
+        expect(page.locator("#qa-doc-status")).to_contain_text("Restored", timeout=60_000)
+        browser.close()
+    assert (corpus / f"{doc_id}.txt").read_bytes() == original
+    assert doc_id in Index.load(server["index"]).manifest["documents"]
+
+
+def test_an_upload_that_lands_during_a_cli_build_is_kept(server, tmp_path):
+    """Another process's build holds the index (paused before its switch); the UI's upload
+    waits for it, then indexes on top of it: both documents are in the index."""
+    import textwrap
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import handle_file
+
+    from qa.index import Index
+
+    corpus, index = server["corpus"], server["index"]
+    (corpus / "par-la-cli.md").write_text("# CLI\n\nLe pont de Mostar a été reconstruit en 2004.\n", encoding="utf-8")
+    release = tmp_path / "release"
+    script = textwrap.dedent(
+        """
+        import pathlib, sys, time
+        from qa.index import build_index
+
+        def pause(version):
+            print("paused", flush=True)
+            while not pathlib.Path(sys.argv[3]).exists():
+                time.sleep(0.05)
+
+        build_index(sys.argv[1], sys.argv[2], progress=False, log=lambda m: None, before_switch=pause)
+        """
+    )
+    cli = subprocess.Popen(
+        [sys.executable, "-c", script, str(corpus), str(index), str(release)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert cli.stdout.readline().strip() == "paused"
+        upload = tmp_path / "par-l-interface.md"
+        upload.write_text("# UI\n\nLe lac d'Ohrid est partagé entre l'Albanie et la Macédoine du Nord.\n", encoding="utf-8")
+        with ThreadPoolExecutor(1) as ex:
+            pending = ex.submit(lambda: _client(server["url"]).predict(handle_file(str(upload)), api_name="/upload")[0])
+            time.sleep(3)
+            assert not pending.done()  # waiting for the CLI's build
+            release.touch()
+            status = pending.result(timeout=300)
+    finally:
+        release.touch()
+        cli.wait(timeout=300)
+    assert cli.returncode == 0 and status.startswith("Added par-l-interface.md")
+    assert {"par-la-cli", "par-l-interface"} <= set(Index.load(index).manifest["documents"])
+    answer = _client(server["url"]).predict("Qui partage le lac d'Ohrid ?", 5, "hybrid", "", "", api_name="/ask")
+    assert answer["citations"][0]["doc_id"] == "par-l-interface"

@@ -63,3 +63,24 @@ def test_hnsw_index_answers_with_filters(tmp_path):
     doc = ranked[0].doc_id
     filtered = assistant.ask("médiation familiale", k=5, doc=doc, mode="dense")
     assert filtered.citations + filtered.related and all(c.doc_id == doc for c in filtered.citations + filtered.related)
+
+
+def test_load_smoke_writes_its_section_and_keeps_the_rest(tmp_path, built_index, capsys):
+    from pathlib import Path
+
+    from qa.bench_load import kept_section
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nsizes table\n", encoding="utf-8")
+    corpus = Path(__file__).resolve().parent.parent / "corpus"
+    args = ["--load", "--index", str(built_index), "--corpus", str(corpus), "--clients", "1,3", "--questions", "4", "--soak", "8"]
+    assert main([*args, "--out", str(out)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    for n in ("1", "3"):
+        run = results["load"]["runs"][n]
+        assert run["questions"] == 4 * int(n) and run["errors"] == 0 and run["different_from_sequential"] == 0
+    assert results["soak"]["questions"] == 8 and results["soak"]["rss_after_mb"] > 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\nsizes table") and "## Load and soak" in text and "| 3 | 12 | 0 | 0 |" in text
+    assert kept_section(out).startswith("<!-- load") and main([*args, "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").count("## Load and soak") == 1  # replaced, not appended

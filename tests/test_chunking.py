@@ -104,3 +104,62 @@ def test_chunk_languages(chunked):
         expected = "en" if doc.doc_id == "diplomatie-strategy-balkans-en" else "fr"
         langs = [c.lang for c in chunks]
         assert langs.count(expected) / len(langs) > 0.9, doc.doc_id
+
+
+# ---------------------------------------------------------------------------------------
+# Properties: arbitrary text never breaks the raw-offset round trip
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from qa.corpus import Document  # noqa: E402
+
+# What real files hold, in pieces: hyphenated line breaks, page footers that repeat, form
+# feeds, notes, list items, OCR confusions, web addresses, abbreviations, and any Unicode,
+# including lone surrogates from bytes that were not UTF-8.
+PIECES = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet="aeéèàçœ ÀÉ-'’.,;:!?«»()\n\f\t0123456789", max_size=30),
+    st.sampled_from(
+        [
+            "poli-\ntique ",
+            "sécu-\n\nrité ",
+            "\f",
+            "\n\n",
+            "\n",
+            "Institut Jacques Delors 12\n",
+            "L'élargissement aux Balkans 3\n",
+            "1 Note de bas de page, https://example.org/a-b.\n",
+            "• premier point\n",
+            "- second point\n",
+            "I'Union & la politigue ",
+            "M. Dupont, p. 3, etc. ",
+            "# Titre\n",
+            "<p>Para&nbsp;graphe</p>",
+            "**gras** ",
+            "Le pays a acheté 12 drones en 2024. ",
+        ]
+    ),
+    st.binary(max_size=12).map(lambda b: b.decode("utf-8", errors="surrogateescape")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(PIECES, max_size=40),
+    fmt=st.sampled_from(["txt", "md", "html", "pdf"]),
+    language=st.sampled_from(["fr", "en"]),
+    target=st.sampled_from([80, 600]),
+)
+def test_any_text_chunks_into_passages_that_rebuild_from_their_raw_spans(pieces, fmt, language, target):
+    raw = "".join(pieces)
+    doc = Document("x", f"x.{fmt}", fmt, raw, "", "L'élargissement aux Balkans", language, "Institut Jacques Delors")
+    cleaned = clean_document(doc)
+    for chunk in chunk_document(doc, ChunkingConfig(target_chars=target), cleaned=cleaned):
+        assert cleaned.rebuild([list(s) for s in chunk.spans]) == chunk.text
+        assert 0 <= chunk.start < chunk.end <= len(raw) and chunk.text.strip()
+        for s in chunk.sentences:
+            assert 0 <= s.start < s.end <= len(chunk.text)
+            pieces_ = cleaned.spans(chunk.kind, *_clean_range(cleaned, chunk, s))
+            assert cleaned.rebuild(pieces_) == chunk.text[s.start : s.end]
+            assert pieces_[0][0] == s.raw_start and pieces_[-1][1] == s.raw_end

@@ -125,3 +125,27 @@ def test_unwritable_output_is_one_line(built_index, tmp_path, capsys):
     assert _ask(built_index, "--input", str(src), "--output", str(tmp_path / "missing-dir" / "o.jsonl")) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith("qa: error:") and err.count("\n") == 1
+
+
+def test_remove_lists_and_restores_a_document(built_index, corpus_copy, tmp_path, capsys):
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(built_index, index)
+    where = ["--corpus", str(corpus_copy), "--index", str(index)]
+    original = (corpus_copy / "otan-relations-serbie.txt").read_bytes()
+    assert main(["remove", "otan-relations-serbie", *where]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "qa restore otan-relations-serbie" in out and "removed 1 documents" in out
+    assert not (corpus_copy / "otan-relations-serbie.txt").exists()
+    assert main(["restore", *where]) == EXIT_OK
+    [line] = capsys.readouterr().out.splitlines()
+    removal_id, doc_id, path, _ = line.split("\t")
+    assert (doc_id, path) == ("otan-relations-serbie", "otan-relations-serbie.txt")
+    assert main(["restore", removal_id, *where]) == EXIT_OK
+    assert "added 1" in capsys.readouterr().out
+    assert (corpus_copy / "otan-relations-serbie.txt").read_bytes() == original
+    assert main(["ask", "--index", str(index), "Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["citations"][0]["doc_id"] == "otan-relations-serbie"
+    assert main(["restore", "otan-relations-serbie", *where]) == EXIT_ERROR
+    assert "no removed document 'otan-relations-serbie'" in capsys.readouterr().err

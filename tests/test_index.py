@@ -209,3 +209,45 @@ def test_an_update_without_settings_keeps_the_index_s_chunking(corpus_copy, tmp_
     assert again.path is None  # up to date, not rebuilt with the defaults
     build_index(corpus_copy, path, encoder=encoder, rebuild=True, progress=False, log=lambda m: None)
     assert Index.load(path).manifest["settings"]["chunking"] == asdict(custom)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "truncated vectors.npy": lambda v: _truncate(v / "vectors.npy"),
+    "truncated sentences.npy": lambda v: _truncate(v / "sentences.npy"),
+    "truncated chunks.jsonl": lambda v: _truncate(v / "chunks.jsonl"),
+    "missing dense.faiss": lambda v: (v / "dense.faiss").unlink(),
+    "manifest not JSON": lambda v: _truncate(v / "manifest.json"),
+    "missing version directory": lambda v: __import__("shutil").rmtree(v),
+    "manifest of another format": lambda v: (v / "manifest.json").write_text(
+        json.dumps({**json.loads((v / "manifest.json").read_text()), "format_version": FORMAT_VERSION + 1})
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_live_version_falls_back_to_the_newest_intact_one(built_index, corpus_copy, tmp_path, encoder, capsys, damage):
+    import shutil
+
+    from qa.cli import EXIT_OK, main
+
+    index = tmp_path / "index"
+    shutil.copytree(built_index, index)
+    intact = resolve_version(index)
+    damaged = _build(corpus_copy, index, encoder, rebuild=True).path  # the same documents as the intact one
+    DAMAGE[damage](damaged)
+    question = ["ask", "--index", str(index), "Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?"]
+    assert main(question) == EXIT_OK
+    captured = capsys.readouterr()
+    [warning] = captured.err.splitlines()  # one line, naming the damaged version, the one used and the fix
+    assert damaged.name in warning and intact.name in warning and f"qa index --index {index}" in warning
+    assert "2006" in captured.out
+    assert main(question) == EXIT_OK and capsys.readouterr().err == ""  # warned once
+    assert Index.load(index).path == intact
+    repaired = _build(corpus_copy, index, encoder)  # qa index repairs, although no document changed
+    assert repaired.path is not None and resolve_version(index) == repaired.path
+    assert Index.load(index, fallback=False).path == repaired.path

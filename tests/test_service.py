@@ -37,13 +37,32 @@ def test_refused_uploads_change_nothing(library, tmp_path):
     assert not (library.corpus_dir / "x.txt").exists() and not (library.corpus_dir / "big.md").exists()
 
 
-def test_add_then_remove(library, tmp_path):
+def test_add_remove_and_restore_lose_nothing(library, tmp_path):
+    text = "# Note\n\nLe centre cyber de Lyon forme 40 stagiaires depuis mars 2026.\n"
     doc = tmp_path / "note.md"
-    doc.write_text("# Note\n\nLe centre cyber de Lyon forme 40 stagiaires depuis mars 2026.\n", encoding="utf-8")
+    doc.write_text(text, encoding="utf-8")
     report = library.add_document(doc)
     assert report.added == ["note"] and report.embedded_chunks >= 1
-    assert library.ask("Combien de stagiaires forme le centre cyber de Lyon ?").citations[0].doc_id == "note"
+    question = "Combien de stagiaires forme le centre cyber de Lyon ?"
+    assert library.ask(question).citations[0].doc_id == "note"
     assert library.remove_document("note").removed == ["note"]
-    assert "note" not in library.documents()
+    assert "note" not in library.documents() and not (library.corpus_dir / "note.md").exists()
+    [entry] = library.removed()
+    assert entry.doc_id == "note" and entry.path == "note.md"
+    kept = library.corpus_dir / ".removed" / entry.id / "note.md"
+    assert kept.read_text(encoding="utf-8") == text  # set aside, byte for byte
     with pytest.raises(InputError, match="unknown document"):
         library.remove_document("note")
+    assert library.restore("note").added == ["note"]
+    assert (library.corpus_dir / "note.md").read_text(encoding="utf-8") == text and not kept.exists()
+    assert library.removed() == [] and library.ask(question).citations[0].doc_id == "note"
+    with pytest.raises(InputError, match="no removed document 'note'"):
+        library.restore("note")
+
+
+def test_restore_refuses_when_the_name_is_taken_again(library, tmp_path):
+    library.remove_document("otan-relations-serbie")
+    (library.corpus_dir / "otan-relations-serbie.txt").write_text("Un autre texte.\n", encoding="utf-8")
+    with pytest.raises(InputError, match="in the corpus again"):
+        library.restore("otan-relations-serbie")
+    assert library.removed()[0].doc_id == "otan-relations-serbie"  # still kept
