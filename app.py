@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import sys
+import tempfile
 
 import gradio as gr
 
 from qa.errors import QAError
+from qa.export import STYLES, answer_markdown, citation_text, session_markdown
 from qa.service import DEFAULT_MAX_UPLOAD_MB, Library
 
 EXAMPLES = [
@@ -32,42 +35,94 @@ CSS = """
 .qa-passage {white-space: pre-wrap; line-height: 1.4;}
 mark.qa-evidence {background: #fff3a3; padding: 0 2px;}
 .qa-related {color: #57606a;}
+.qa-card[data-open] {cursor: pointer;}
+.qa-card[data-open]:hover {border-color: #0969da;}
+.qa-xling {background: #ddf4ff; border-radius: 4px; padding: 0 4px;}
+.qa-copy {font-size: 0.85em; border: 1px solid #d0d7de; border-radius: 4px; padding: 0 6px; background: #f6f8fa; cursor: pointer;}
+#qa-open {display: none;}
 #qa-viewer {max-height: 520px; overflow-y: auto; white-space: pre-wrap; font-family: ui-monospace, monospace;
             font-size: 0.85em; border: 1px solid #d0d7de; border-radius: 8px; padding: 10px; background: #fafafa;}
 #qa-viewer mark.qa-span {background: #dbeafe;}
 #qa-viewer mark.qa-span strong {background: #fff3a3;}
 """
 SCROLL_JS = "() => { const m = document.getElementById('qa-hit'); if (m) m.scrollIntoView({block: 'center'}); }"
+# After an answer: its first line at the top of the chat, so the answer and citation [1] show.
+ANSWER_FIRST_JS = """
+() => {
+  const s = document.querySelectorAll('#qa-chat .qa-summary');
+  if (!s.length) return;
+  const first = s[s.length - 1];
+  first.scrollIntoView({block: 'start'});
+  let box = first.parentElement;  // the chat's scrolling box: clear of its label
+  while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+  if (box) box.scrollTop = Math.max(0, box.scrollTop - 40);
+}
+"""
+# Clicks on citation cards (open in the viewer) and on "copy citation" (to the clipboard, in
+# the style chosen in the settings), for every answer of the conversation.
+PAGE_JS = """
+() => {
+  document.addEventListener('click', (ev) => {
+    const copy = ev.target.closest('.qa-copy');
+    if (copy) {
+      ev.preventDefault(); ev.stopPropagation();
+      const picked = document.querySelector('#qa-cite-style input:checked');
+      const text = copy.dataset[picked ? picked.value : 'plain'];
+      navigator.clipboard.writeText(text).then(() => { copy.textContent = 'copied'; setTimeout(() => { copy.textContent = 'copy citation'; }, 1500); });
+      return;
+    }
+    const card = ev.target.closest('.qa-card[data-open]');
+    if (card) {
+      const box = document.querySelector('#qa-open textarea');
+      box.value = JSON.stringify({...JSON.parse(card.dataset.open), at: Date.now()});
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    }
+  }, true);
+}
+"""
 
 
 # ---------------------------------------------------------------------------------------
 # Rendering
 
 
-def _card(c, publisher: str) -> str:
+def _card(c, meta: dict, question_lang: str) -> str:
+    """One citation: head (source, place, span, match), the passage with its evidence
+    marked, "copy citation". A click on the card opens it in the document viewer."""
     where = f"p. {c.page}" if c.page else html.escape(c.section or "")
     note = " · note" if c.kind == "note" else ""
-    head = " · ".join(x for x in (html.escape(c.title), html.escape(publisher), c.language.upper(), where) if x)
+    head = " · ".join(x for x in (html.escape(c.title), html.escape(meta.get("publisher", "")), c.language.upper(), where) if x)
+    other = f' <span class="qa-xling">{c.language.upper()} source</span>' if c.language != question_lang else ""
     before, evidence, after = c.split_evidence()
     body = html.escape(before) + f'<mark class="qa-evidence">{html.escape(evidence)}</mark>' + html.escape(after)
+    target = html.escape(json.dumps({"doc_id": c.doc_id, "spans": c.spans, "evidence": [c.evidence.start, c.evidence.end]}))
+    copies = " ".join(f'data-{style}="{html.escape(citation_text(c, meta, style))}"' for style in STYLES)
     return (
-        f'<div class="qa-card" data-rank="{c.rank}"><div class="qa-head">[{c.rank}] {head}{note} · '
-        f'chars {c.start}–{c.end} · score {c.score:.2f}</div><div class="qa-passage">{body}</div></div>'
+        f'<div class="qa-card" data-rank="{c.rank}" data-open="{target}" title="Show in its document">'
+        f'<div class="qa-head"><span class="qa-num">[{c.rank}]</span> {head}{note}{other} · chars {c.start}–{c.end} · '
+        f'<span class="qa-score" title="ranking score relative to the first citation (1.00)">match {c.score:.2f}</span>'
+        f' <button class="qa-copy" {copies}>copy citation</button></div>'
+        f'<div class="qa-passage">{body}</div></div>'
     )
 
 
 def render_answer(answer, library: Library) -> str:
-    publisher = library.assistant.publisher
+    documents = library.documents()
+    lang = answer.language
+
+    def card(c):  # type: ignore[no-untyped-def]
+        return _card(c, documents.get(c.doc_id, {}), lang)
+
     if answer.abstained:
-        parts = ['<p class="qa-summary"><strong>The documents do not answer this question.</strong></p>']
+        parts = ['<p class="qa-summary qa-not-answered"><strong>Not answered: the documents do not answer this question.</strong></p>']
         if answer.related:
             parts.append('<details class="qa-related"><summary>Related passages (not citations)</summary>')
-            parts += [_card(c, publisher(c.doc_id)) for c in answer.related]
+            parts += [card(c) for c in answer.related]
             parts.append("</details>")
     else:
         parts = [f'<p class="qa-summary"><strong>{html.escape(answer.answer)}</strong></p>']
-        parts += [_card(c, publisher(c.doc_id)) for c in answer.citations]
-    parts.append(f'<p class="qa-head">{answer.timings_ms.get("total", 0):.0f} ms</p>')
+        parts += [card(c) for c in answer.citations]
+    parts.append(f'<p class="qa-head">question in {lang.upper()} · {answer.timings_ms.get("total", 0):.0f} ms</p>')
     return "\n".join(parts)
 
 
@@ -124,10 +179,17 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
             raise gr.Error(str(exc)) from exc
         return answer.to_dict()
 
-    def respond(question, history, k, mode, lang, doc):
+    def respond(question, history, k, mode, lang, doc, session, question_lang):
         history = list(history or [])
         try:
-            answer = library.ask(question, k=int(k), mode=mode, lang=None if lang == "any" else lang, doc=None if doc == "any" else doc)
+            answer = library.ask(
+                question,
+                k=int(k),
+                mode=mode,
+                lang=None if lang == "any" else lang,
+                doc=None if doc == "any" else doc,
+                question_lang=None if question_lang == "auto" else question_lang,
+            )
         except QAError as exc:
             raise gr.Error(str(exc)) from exc
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": render_answer(answer, library)}]
@@ -142,12 +204,41 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
             for c in shown
         ]
         choices = [(c["label"], str(i)) for i, c in enumerate(cites)]
-        return history, "", cites, gr.update(choices=choices, value=None), f"{answer.timings_ms.get('total', 0):.0f} ms"
+        session = [*(session or []), {"markdown": answer_markdown(answer, library.documents()), "record": answer.to_dict()}]
+        md_path, json_path = export_files(session)
+        return (
+            history,
+            "",
+            cites,
+            gr.update(choices=choices, value=None),
+            f"question in {answer.language.upper()} · {answer.timings_ms.get('total', 0):.0f} ms",
+            session,
+            gr.update(value=md_path, interactive=True),
+            gr.update(value=json_path, interactive=True),
+        )
+
+    def export_files(session) -> tuple[str, str]:
+        """The conversation as Markdown and as JSON lines (the `qa ask --json` records)."""
+        folder = tempfile.mkdtemp(prefix="qa-session-")
+        md_path, json_path = os.path.join(folder, "qa-session.md"), os.path.join(folder, "qa-session.jsonl")
+        with open(md_path, "w", encoding="utf-8") as fh:
+            fh.write(session_markdown(turn["markdown"] for turn in session))
+        with open(json_path, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(turn["record"], ensure_ascii=False) + "\n" for turn in session)
+        return md_path, json_path
 
     def show_citation(choice, cites):
         if choice is None or not cites:
-            return '<div id="qa-viewer">Ask a question, then pick a citation to see it in its document.</div>'
-        c = cites[int(choice)]
+            return '<div id="qa-viewer">Ask a question, then click a citation to see it in its document.</div>'
+        return show_target(cites[int(choice)])
+
+    def open_clicked(payload: str):
+        try:
+            return show_target(json.loads(payload))
+        except (ValueError, TypeError, KeyError):
+            return show_citation(None, [])
+
+    def show_target(c: dict) -> str:
         try:
             return render_document(library.raw_text(c["doc_id"]), c["spans"], tuple(c["evidence"]))
         except (QAError, OSError):
@@ -176,6 +267,8 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
         /restore. Returns what was done."""
         if not edits:
             return f"Refused: {EDITS_OFF}"
+        if not doc_id:
+            return "Nothing removed."
         try:
             return f"Removed {doc_id} (kept in corpus/.removed/, restore it below): {library.remove_document(doc_id).summary()}"
         except QAError as exc:
@@ -191,6 +284,8 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
             return f"Refused: {exc}"
 
     def after_change(message):
+        if message == "Nothing removed.":  # the confirmation was declined: keep the choice made
+            return message, gr.update(), gr.update(), gr.update(), gr.update()
         return (
             message,
             doc_table(),
@@ -204,10 +299,11 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
             "## qa — cited answers from your documents\nAsk in French or English. Each answer cites the passages it comes from; the highlighted sentence is the evidence."
         )
         cites_state = gr.State([])
+        session = gr.State([])
         with gr.Tab("Ask"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    chat = gr.Chatbot(label="Answers", height=560, sanitize_html=False, elem_id="qa-chat")
+                    chat = gr.Chatbot(label="Answers", height=560, sanitize_html=False, elem_id="qa-chat", autoscroll=False)
                     with gr.Row():
                         question = gr.Textbox(
                             placeholder="Votre question / your question", show_label=False, scale=5, elem_id="qa-question"
@@ -221,8 +317,14 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
                         mode = gr.Radio(["hybrid", "bm25", "dense"], value=library.config.mode, label="Retrieval")
                         lang = gr.Dropdown(["any", "fr", "en"], value="any", label="Language of passages")
                         doc = gr.Dropdown(doc_choices(), value="any", label="Document")
-                    pick = gr.Dropdown([], label="Show a citation in its document", elem_id="qa-pick")
+                        question_lang = gr.Radio(["auto", "fr", "en"], value="auto", label="Language of the question (auto: detected)")
+                        gr.Radio(list(STYLES), value="plain", label="Copy citation as", elem_id="qa-cite-style")  # read by PAGE_JS
+                    with gr.Row():
+                        export_md = gr.DownloadButton("Export Markdown", interactive=False, elem_id="qa-export-md", size="sm")
+                        export_json = gr.DownloadButton("Export JSON", interactive=False, elem_id="qa-export-json", size="sm")
+                    pick = gr.Dropdown([], label="Show a citation in its document (or click its card)", elem_id="qa-pick")
                     viewer = gr.HTML(show_citation(None, []), elem_id="qa-viewer-box")
+                    opened = gr.Textbox(elem_id="qa-open", show_label=False, container=False)
         with gr.Tab("Documents"):
             table = gr.Dataframe(
                 doc_table(),
@@ -240,7 +342,11 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
             )
             with gr.Row():
                 to_remove = gr.Dropdown(
-                    sorted(library.documents()), label="Remove a document (its file is kept)", interactive=edits, elem_id="qa-remove-pick"
+                    sorted(library.documents()),
+                    value=None,
+                    label="Remove a document (its file is kept)",
+                    interactive=edits,
+                    elem_id="qa-remove-pick",
                 )
                 remove_btn = gr.Button("Remove", interactive=edits, elem_id="qa-remove")
             with gr.Row():
@@ -250,14 +356,21 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
                 restore_btn = gr.Button("Restore", interactive=edits, elem_id="qa-restore")
             status = gr.Markdown("", elem_id="qa-doc-status")
 
-        inputs = [question, chat, k, mode, lang, doc]
-        outputs = [chat, question, cites_state, pick, timing]
-        send.click(respond, inputs, outputs, api_visibility="private")
-        question.submit(respond, inputs, outputs, api_visibility="private")
+        inputs = [question, chat, k, mode, lang, doc, session, question_lang]
+        outputs = [chat, question, cites_state, pick, timing, session, export_md, export_json]
+        for trigger in (send.click, question.submit):
+            trigger(respond, inputs, outputs, api_visibility="private").then(None, js=ANSWER_FIRST_JS)
         pick.change(show_citation, [pick, cites_state], viewer, api_visibility="private").then(None, js=SCROLL_JS)
+        opened.change(open_clicked, opened, viewer, api_visibility="private").then(None, js=SCROLL_JS)
         changed = [status, table, doc, to_remove, to_restore]
         upload_box.upload(upload, upload_box, [status, table, doc, to_remove], api_name="upload")
-        remove_btn.click(lambda d: after_change(remove_document(d)), to_remove, changed, api_visibility="private")
+        remove_btn.click(
+            lambda d: after_change(remove_document(d)),
+            to_remove,
+            changed,
+            api_visibility="private",
+            js="(d) => (d && confirm(`Remove ${d} from the index? Its file moves to corpus/.removed/: you can restore it below.`)) ? d : null",
+        )
         restore_btn.click(lambda key: after_change(restore_document(key)), to_restore, changed, api_visibility="private")
         gr.api(ask_json, api_name="ask")
         gr.api(remove_document, api_name="remove")
@@ -298,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         auth=auth,
         show_error=True,
         css=CSS,
+        js=PAGE_JS,
         quiet=True,
     )
     return 0

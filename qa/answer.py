@@ -184,8 +184,11 @@ class Assistant:
         mode: str | None = None,
         lang: str | None = None,
         doc: str | None = None,
+        question_lang: str | None = None,
     ) -> Answer:
-        """Answer one question with up to ``k`` citations.
+        """Answer one question with up to ``k`` citations. ``lang`` and ``doc`` filter the
+        passages; ``question_lang`` overrides the question's detected language (which
+        sets the analyser and what counts as the other language).
 
         Raises:
             InputError: empty or over-long question, k outside 1..50, unknown mode,
@@ -200,14 +203,15 @@ class Assistant:
             raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if cfg.fusion not in FUSIONS:
             raise InputError(f"[retrieval] fusion must be one of {', '.join(FUSIONS)}, got {cfg.fusion!r}")
-        if lang is not None and lang not in LANGUAGES:
-            raise InputError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+        for name, value in (("lang", lang), ("question_lang", question_lang)):
+            if value is not None and value not in LANGUAGES:
+                raise InputError(f"{name} must be one of {', '.join(LANGUAGES)}, got {value!r}")
         if doc is not None and doc not in self.documents:
             raise InputError(f"unknown document {doc!r}; indexed documents: {', '.join(sorted(self.documents))}")
         where = Where(lang, doc) if lang is not None or doc is not None else None
 
         timings: dict[str, float] = {}
-        q_lang = detect_language(question)
+        q_lang = question_lang or detect_language(question)
         t = time.perf_counter()
         qvec = self.encoder.encode([question], query=True)[0]
         timings["embed"] = (time.perf_counter() - t) * 1000

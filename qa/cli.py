@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question, or a JSONL batch")
     p.add_argument("question", nargs="?", help="the question (or use --input)")
     _query_options(p)
-    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (same as --format json)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text (default), json (the schema of the API), or markdown (as the UI's Export: the answer, quotes and references)",
+    )
     p.add_argument("--input", help='JSONL file of {"id", "question"} lines')
     p.add_argument("--output", help="JSONL file for the answers (with --input)")
     _ray_option(p, "answer the --input batch on Ray actors")
@@ -241,8 +247,12 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     validate_question(args.question)
     assistant = _open_assistant(args)
     answer = assistant.ask(args.question, k=args.k, lang=args.lang, doc=args.doc)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    elif args.format == "markdown":
+        from .export import answer_markdown
+
+        print(answer_markdown(answer, assistant.documents))
     else:
         print(format_answer(answer, assistant))
     return EXIT_OK

@@ -31,12 +31,19 @@ def test_citation_offsets_are_exact(assistant, documents):
         ({"question": "ok", "k": 51}, "between 1 and 50"),
         ({"question": "ok", "mode": "fuzzy"}, "mode must be one of"),
         ({"question": "ok", "lang": "de"}, "lang must be one of"),
+        ({"question": "ok", "question_lang": "de"}, "question_lang must be one of"),
         ({"question": "ok", "doc": "nope"}, "unknown document"),
     ],
 )
 def test_bad_input(assistant, kwargs, message):
     with pytest.raises(InputError, match=message):
         assistant.ask(**kwargs)
+
+
+def test_the_question_language_can_be_overridden(assistant):
+    question = "Bayraktar Serbie 2024"  # too short to detect well
+    assert assistant.ask(question, question_lang="en").language == "en"
+    assert assistant.ask(question, question_lang="fr").language == "fr"
 
 
 def test_ask_many(assistant):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -194,9 +195,6 @@ def test_browser_shows_highlighted_citation_and_document_viewer(server):
         expect(marked).to_be_visible(timeout=15_000)
         assert "Bayraktar" in page.locator("#qa-viewer").inner_text()
         assert page.locator("#qa-viewer mark.qa-span strong").count() >= 1
-        page.locator(".qa-card").first.scroll_into_view_if_needed()
-        (ROOT / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=False)
         browser.close()
 
 
@@ -261,6 +259,13 @@ def test_browser_removes_a_document_then_restores_it(server):
         page.get_by_role("tab", name="Documents").click()
         page.locator("#qa-remove-pick input").click()
         page.get_by_role("option", name=doc_id, exact=True).click()
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.locator("#qa-remove").click()  # asks first: dismissed, nothing happens
+        expect(page.locator("#qa-doc-status")).to_contain_text("Nothing removed", timeout=30_000)
+        assert asked and doc_id in asked[0] and "restore" in asked[0]
+        assert (corpus / f"{doc_id}.txt").exists()
+        page.once("dialog", lambda d: d.accept())
         page.locator("#qa-remove").click()
         expect(page.locator("#qa-doc-status")).to_contain_text(f"Removed {doc_id}", timeout=60_000)
         assert not (corpus / f"{doc_id}.txt").exists() and doc_id not in Index.load(server["index"]).manifest["documents"]
@@ -321,3 +326,91 @@ def test_an_upload_that_lands_during_a_cli_build_is_kept(server, tmp_path):
     assert {"par-la-cli", "par-l-interface"} <= set(Index.load(index).manifest["documents"])
     answer = _client(server["url"]).predict("Qui partage le lac d'Ohrid ?", 5, "hybrid", "", "", api_name="/ask")
     assert answer["citations"][0]["doc_id"] == "par-l-interface"
+
+
+ANSWERED = "Quel pays a acheté des drones Bayraktar à la Turquie en 2024 ?"
+CROSS = "When was NATO's military liaison office in Belgrade established?"
+
+
+@pytest.mark.parametrize("viewport", [(1400, 1000), (1280, 720)])
+def test_browser_answer_first_then_one_click_from_a_card_to_its_source(server, viewport):
+
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        page.goto(server["url"])
+        for turn, question in enumerate((ANSWERED, CROSS), start=1):
+            page.locator("#qa-question textarea").fill(question)
+            page.locator("#qa-ask").click()
+            expect(page.locator("#qa-chat .qa-summary")).to_have_count(turn, timeout=60_000)
+            page.wait_for_timeout(500)  # the scroll that follows the answer
+            summary = page.locator("#qa-chat .qa-summary").last
+            first_card = page.locator("#qa-chat .qa-card[data-rank='1']").last
+            expect(summary).to_be_in_viewport()
+            expect(first_card).to_be_in_viewport()
+            assert first_card.get_attribute("data-rank") == "1"
+        assert "question in EN" in page.locator("#qa-timing").inner_text()
+        assert page.locator("#qa-chat .qa-xling").count() >= 1  # an English question answered from a French source
+        card = page.locator("#qa-chat .qa-card[data-rank='2']").last
+        target = json.loads(card.get_attribute("data-open"))
+        card.locator(".qa-passage").click()
+        expect(page.locator("#qa-viewer mark.qa-span").first).to_be_visible(timeout=15_000)
+        raw = (server["corpus"] / f"{target['doc_id']}.txt").read_text(encoding="utf-8")
+        marked = "".join(page.locator("#qa-viewer mark.qa-span").all_inner_texts())
+        assert marked == "".join(raw[s:e] for s, e in target["spans"])
+        if viewport == (1400, 1000):
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-viewer.png"), full_page=False)
+        browser.close()
+
+
+def test_browser_copy_citation_and_export_round_trip(server, tmp_path, capsys):
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.cleaning import apply_edits
+    from qa.cli import main
+    from qa.export import citation_text
+    from qa.index import Index
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(server["url"])
+        page.locator("#qa-question textarea").fill(ANSWERED)
+        page.locator("#qa-ask").click()
+        expect(page.locator("#qa-chat .qa-summary")).to_have_count(1, timeout=60_000)
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=False)
+        page.locator("#qa-chat .qa-card[data-rank='1'] .qa-copy").click()
+        expect(page.locator("#qa-chat .qa-card[data-rank='1'] .qa-copy")).to_have_text("copied", timeout=5_000)
+        clipboard = page.evaluate("navigator.clipboard.readText()")
+        with page.expect_download() as download:
+            page.locator("#qa-export-md").click()
+        exported = Path(download.value.path()).read_text(encoding="utf-8")
+        with page.expect_download() as download:
+            page.locator("#qa-export-json").click()
+        [record] = [json.loads(line) for line in Path(download.value.path()).read_text(encoding="utf-8").splitlines()]
+        browser.close()
+    from qa import Assistant
+
+    assistant = Assistant(Index.load(server["index"]))
+    first = assistant.ask(ANSWERED).citations[0]
+    assert clipboard == citation_text(first, assistant.documents[first.doc_id], "plain")
+    assert record["question"] == ANSWERED and record["citations"][0]["chunk_id"] == first.chunk_id  # the qa ask --json record
+    assert first.evidence.text.split()[0] in clipboard and f"chars {first.evidence.start}–" in clipboard
+    # the export's citations round-trip to the raw files
+    import re
+
+    docs = {d.doc_id: d for d in load_corpus(server["corpus"], warn=lambda m: None)}
+    quotes = re.findall(r"^(\d+)\. > (.*)\n   — .*chars ([\d–, ]+) of (\S+)$", exported, flags=re.M)
+    assert quotes and quotes[0][0] == "1"
+    for _, quote, spans, doc_id in quotes:
+        pieces = [tuple(int(x) for x in piece.split("–")) for piece in spans.split(", ")]
+        cleaned = clean_document(docs[doc_id])
+        assert " ".join("".join(apply_edits(cleaned.raw, cleaned.edits, a, b) for a, b in pieces).split()) == quote
+    # and equal what `qa ask --format markdown` prints for the same question
+    capsys.readouterr()
+    assert main(["ask", "--index", str(server["index"]), ANSWERED, "--format", "markdown"]) == 0
+    printed = capsys.readouterr().out
+    assert exported == "# qa session\n\n" + printed.removesuffix("\n")
