@@ -20,7 +20,7 @@ import tempfile
 import gradio as gr
 
 from qa.errors import QAError
-from qa.export import STYLES, answer_markdown, citation_text, session_markdown
+from qa.export import STYLES, answer_markdown, citation_text, place, session_markdown
 from qa.service import DEFAULT_MAX_UPLOAD_MB, Library
 
 EXAMPLES = [
@@ -89,7 +89,7 @@ PAGE_JS = """
 def _card(c, meta: dict, question_lang: str) -> str:
     """One citation: head (source, place, span, match), the passage with its evidence
     marked, "copy citation". A click on the card opens it in the document viewer."""
-    where = f"p. {c.page}" if c.page else html.escape(c.section or "")
+    where = html.escape(place(c))
     note = " · note" if c.kind == "note" else ""
     head = " · ".join(x for x in (html.escape(c.title), html.escape(meta.get("publisher", "")), c.language.upper(), where) if x)
     other = f' <span class="qa-xling">{c.language.upper()} source</span>' if c.language != question_lang else ""
@@ -218,9 +218,14 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
         )
 
     def export_files(session) -> tuple[str, str]:
-        """The conversation as Markdown and as JSON lines (the `qa ask --json` records)."""
-        folder = tempfile.mkdtemp(prefix="qa-session-")
-        md_path, json_path = os.path.join(folder, "qa-session.md"), os.path.join(folder, "qa-session.jsonl")
+        """The conversation as Markdown and as JSON lines (the `qa ask --json` records), in
+        one folder per session; the previous turn's files are replaced (Gradio serves
+        copies of them)."""
+        folder = session[0].setdefault("folder", tempfile.mkdtemp(prefix="qa-session-"))
+        for old in os.listdir(folder):
+            os.unlink(os.path.join(folder, old))
+        stem = os.path.join(folder, f"qa-session-{len(session)}")
+        md_path, json_path = stem + ".md", stem + ".jsonl"
         with open(md_path, "w", encoding="utf-8") as fh:
             fh.write(session_markdown(turn["markdown"] for turn in session))
         with open(json_path, "w", encoding="utf-8") as fh:
@@ -283,8 +288,8 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
         except QAError as exc:
             return f"Refused: {exc}"
 
-    def after_change(message):
-        if message == "Nothing removed.":  # the confirmation was declined: keep the choice made
+    def after_change(message, changed: bool = True):
+        if not changed:  # the confirmation was declined: keep the choice made
             return message, gr.update(), gr.update(), gr.update(), gr.update()
         return (
             message,
@@ -365,7 +370,7 @@ def build_app(library: Library, *, edits: bool = False) -> gr.Blocks:
         changed = [status, table, doc, to_remove, to_restore]
         upload_box.upload(upload, upload_box, [status, table, doc, to_remove], api_name="upload")
         remove_btn.click(
-            lambda d: after_change(remove_document(d)),
+            lambda d: after_change(remove_document(d), changed=bool(d)),  # no document: the confirmation was declined
             to_remove,
             changed,
             api_visibility="private",

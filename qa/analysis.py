@@ -449,19 +449,33 @@ def source_names(meta: Mapping[str, object]) -> list[str]:
     return names
 
 
+# A document's source names, each analysed in both languages: {doc_id: [{lang: terms}]}.
+AnalysedNames = Mapping[str, list[dict[str, frozenset[str]]]]
+
+
+def analyse_source_names(documents: Mapping[str, Mapping[str, object]]) -> dict[str, list[dict[str, frozenset[str]]]]:
+    """Every document's ``source_names``, analysed once (for ``named_in``)."""
+    return {
+        doc_id: [{lang: frozenset(analyse(name, lang)) for lang in LANGUAGES} for name in source_names(meta)]
+        for doc_id, meta in documents.items()
+    }
+
+
+def named_in(tokens: Mapping[str, set[str]], names: AnalysedNames) -> frozenset[str]:
+    """Documents whose source a question names: every word of one of its names is among
+    the question's ``tokens`` ({lang: terms}), under the French or the English analysis
+    ("according to the Delors paper", "selon l'OTAN")."""
+    return frozenset(
+        doc_id
+        for doc_id, analysed in names.items()
+        if any(name[lang] and name[lang] <= tokens[lang] for name in analysed for lang in LANGUAGES)
+    )
+
+
 def named_documents(question: str, documents: Mapping[str, Mapping[str, object]]) -> frozenset[str]:
-    """Documents whose source the question names: every word of one of its
-    ``source_names`` is in the question, under the French or the English analysis
-    ("according to the Delors paper", "selon l'OTAN").
+    """``named_in`` for one question over documents' metadata.
 
     >>> sorted(named_documents("Que dit l'IJD ?", {"a": {"publisher": "Institut Jacques Delors"}, "b": {}}))
     ['a']
     """
-    tokens = {lang: set(analyse(question, lang)) for lang in LANGUAGES}
-    named = set()
-    for doc_id, meta in documents.items():
-        for name in source_names(meta):
-            if any((terms := set(analyse(name, lang))) and terms <= tokens[lang] for lang in LANGUAGES):
-                named.add(doc_id)
-                break
-    return frozenset(named)
+    return named_in({lang: set(analyse(question, lang)) for lang in LANGUAGES}, analyse_source_names(documents))

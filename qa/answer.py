@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse, detect_language, named_documents, source_names
+from .analysis import LANGUAGES, analyse, analyse_source_names, detect_language, named_in
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .corpus import LONE_SURROGATE
@@ -149,14 +149,13 @@ class Assistant:
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
         langs, counts = np.unique(index.langs, return_counts=True)
         self._language_share = {str(lang): n / counts.sum() for lang, n in zip(langs, counts)}
-        # Words of titles and source names count as known to the corpus ("Delors", "IJD").
-        self._source_terms = {
-            term
-            for meta in self.documents.values()
-            for text in [meta.get("title", ""), *source_names(meta)]
-            for lang in LANGUAGES
-            for term in analyse(text, lang)
+        self._source_names = analyse_source_names(self.documents)
+        # What a question's words are looked up in: the corpus's terms, and the words of
+        # titles and source names ("Delors", "IJD").
+        self._known = index.vocabulary | {
+            term for names in self._source_names.values() for name in names for terms in name.values() for term in terms
         }
+        self._known |= {term for meta in self.documents.values() for lang in LANGUAGES for term in analyse(meta.get("title", ""), lang)}
 
     @classmethod
     def open(cls, path: str | Path = "index", *, config: RetrievalConfig | None = None, encoder: Encoder | None = None) -> Assistant:
@@ -212,6 +211,7 @@ class Assistant:
 
         timings: dict[str, float] = {}
         q_lang = question_lang or detect_language(question)
+        tokens = {lang: set(analyse(question, lang)) for lang in LANGUAGES}  # once per question
         t = time.perf_counter()
         qvec = self.encoder.encode([question], query=True)[0]
         timings["embed"] = (time.perf_counter() - t) * 1000
@@ -228,13 +228,13 @@ class Assistant:
             timings=timings,
             feedback=Feedback(cfg.prf_docs, cfg.prf_terms) if cfg.prf_terms > 0 and mode == "hybrid" else None,
             fusion=Fusion(
-                cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset, cfg.source_offset, named_documents(question, self.documents)
+                cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset, cfg.source_offset, named_in(tokens, self._source_names)
             )
             if cfg.fusion == "convex"
             else None,
         )
         t = time.perf_counter()
-        citations, cosine = self._cite(question, q_lang, qvec, hits, k, hybrid=mode == "hybrid")
+        citations, cosine = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
         support = self._answerability(question, cosine, q_lang)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
@@ -251,7 +251,7 @@ class Assistant:
         return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
 
     def _cite(
-        self, question: str, q_lang: str, qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
+        self, question: str, q_lang: str, tokens: dict[str, set[str]], qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
     ) -> tuple[list[Citation], float]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
@@ -276,11 +276,8 @@ class Assistant:
         scale = high - low if high > low else 1.0
         wants_date = asks_when(question)
         scored = []
-        token_cache: dict[str, set[str]] = {}
         for position, (hit, chunk) in enumerate(zip(pool, chunks)):
-            if chunk.lang not in token_cache:  # once per language, not per candidate
-                token_cache[chunk.lang] = set(analyse(question, chunk.lang))
-            q_tokens = token_cache[chunk.lang]
+            q_tokens = tokens.get(chunk.lang) or set(analyse(question, chunk.lang))
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
@@ -341,10 +338,14 @@ class Assistant:
             )
             if len(citations) == k:
                 break
-        best_cosine = float(np.max(np.asarray(self.index.vectors[[h.row for h in pool]], dtype=np.float32) @ qvec))
+        known = [h.dense_score for h in pool if h.dense_score is not None]
+        if len(known) == len(pool):  # retrieval scored every candidate by cosine already
+            best_cosine = max(known)
+        else:  # bm25 mode, or an engine that fused alone
+            best_cosine = float(np.max(np.asarray(self.index.vectors[[h.row for h in pool]], dtype=np.float32) @ qvec))
         return citations, best_cosine
 
-    def signals(self, question: str, cosine: float, q_lang: str | None = None) -> dict[str, float]:
+    def signals(self, question: str, cosine: float, q_lang: str) -> dict[str, float]:
         """What answerability is judged on: ``cosine``, the best cosine of a candidate
         passage to the question, and ``unknown``, the share of the question's content words
         found nowhere in the corpus nor in its documents' titles and sources (under either
@@ -352,19 +353,18 @@ class Assistant:
         the question's language: a word missing from a corpus in the question's own
         language says more than an English word missing from French documents. Stopwords
         of either language and question words ("combien", "quand") are not content."""
-        vocab = self.index.vocabulary | self._source_terms
         content = unknown = 0
         for word in WORD.findall(question):
             forms = [set(analyse(word, lang)) for lang in LANGUAGES]
             if not all(forms) or word.lower() in QUESTION_WORDS:
                 continue
             content += 1
-            if self.index.vocabulary and not set().union(*forms) & vocab:
+            if self.index.vocabulary and not set().union(*forms) & self._known:
                 unknown += 1
-        share = self._language_share.get(q_lang or detect_language(question), 0.0)
+        share = self._language_share.get(q_lang, 0.0)
         return {"cosine": cosine, "unknown": share * unknown / content if content else 0.0}
 
-    def _answerability(self, question: str, cosine: float, q_lang: str | None = None) -> float:
+    def _answerability(self, question: str, cosine: float, q_lang: str) -> float:
         """What the abstention threshold applies to: the best passage cosine less
         ``unknown_word_penalty`` times the share of unknown words (weights fitted by logistic
         regression on the answerable and off-topic questions of ``eval/seed.jsonl``)."""

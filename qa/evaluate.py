@@ -180,7 +180,8 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _percentile(values: Sequence[float], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (nan for no values)."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -219,8 +220,8 @@ def metrics(results: Sequence[QuestionResult], k: int, chunks: Sequence | None =
     if unanswerable:
         out["abstention_recall"] = _mean([1.0 if r.abstained else 0.0 for r in unanswerable])
     latencies = [r.latency_ms for r in results]
-    out["latency_p50_ms"] = _percentile(latencies, 50)
-    out["latency_p95_ms"] = _percentile(latencies, 95)
+    out["latency_p50_ms"] = percentile(latencies, 50)
+    out["latency_p95_ms"] = percentile(latencies, 95)
     return out
 
 

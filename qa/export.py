@@ -18,7 +18,8 @@ from .answer import Answer, Citation
 STYLES = ("plain", "markdown", "bibtex")
 
 
-def _where(c: Citation) -> str:
+def place(c: Citation) -> str:
+    """Where in its document: the page, else the section."""
     return f"p. {c.page}" if c.page else (f"§ {c.section}" if c.section else "")
 
 
@@ -37,7 +38,7 @@ def reference(c: Citation, meta: Mapping[str, object] | None = None) -> str:
     """The reference line: title, publisher, date, language, page or section, and the
     quote's raw character span(s) in the file."""
     span = ", ".join(f"{s}–{e}" for s, e in evidence_spans(c))
-    parts = [*_source(c, meta or {}), _where(c), f"chars {span} of {c.doc_id}"]
+    parts = [*_source(c, meta or {}), place(c), f"chars {span} of {c.doc_id}"]
     return ", ".join(p for p in parts if p)
 
 

@@ -27,7 +27,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -40,11 +39,11 @@ from . import __version__
 from .analysis import LANGUAGES, analyse
 from .chunking import Chunk, chunk_document, indexed_text, strip_urls
 from .config import DEFAULT_MODEL, ChunkingConfig
-from .corpus import load_corpus
+from .corpus import load_corpus, timestamped_name
 from .embeddings import EmbeddingCache, embed
 from .encoders import Encoder, load_encoder
 from .errors import CorpusError, IndexMismatchError, IndexNotFoundError, InputError, QAError
-from .locking import ReaderLock, remove_unused, write_lock
+from .locking import ReaderLock, remove_unused, to_stderr, write_lock
 
 FORMAT_VERSION = 2
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
@@ -282,10 +281,7 @@ def _warn_once(vdir: Path, message: str, warn: Callable[[str], None] | None) -> 
     if vdir in _WARNED:
         return
     _WARNED.add(vdir)
-    if warn is not None:
-        warn(message)
-    else:
-        print(f"qa: {message}", file=sys.stderr, flush=True)
+    (warn or to_stderr)(message)
 
 
 def _ends_match(chunks: ChunkStore, rows: np.ndarray) -> bool:
@@ -630,8 +626,7 @@ def write_version(
 
     index_dir.mkdir(parents=True, exist_ok=True)
     (index_dir / "versions").mkdir(exist_ok=True)
-    now = time.time()  # names sort by time: to the microsecond, then a random suffix
-    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}-" + uuid.uuid4().hex[:6]
+    name = timestamped_name()
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
@@ -768,9 +763,9 @@ def _prune(index_dir: Path, keep: str) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _progress(iterable, desc: str, enabled: bool, total: int | None = None):  # type: ignore[no-untyped-def]
+def _progress(iterable, desc: str, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, unit="batch" if "embedding" in desc else "doc")
+    return tqdm(iterable, desc=desc, leave=False, unit="doc")

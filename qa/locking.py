@@ -29,7 +29,7 @@ WRITE_LOCK = ".write.lock"
 READERS_LOCK = ".readers.lock"
 
 
-def _stderr(message: str) -> None:
+def to_stderr(message: str) -> None:
     print(f"qa: {message}", file=sys.stderr, flush=True)
 
 
@@ -43,7 +43,7 @@ def holder(index_dir: Path) -> str:
 
 
 @contextmanager
-def write_lock(index_dir: str | Path, *, timeout: float | None = None, log: Callable[[str], None] = _stderr) -> Iterator[None]:
+def write_lock(index_dir: str | Path, *, timeout: float | None = None, log: Callable[[str], None] = to_stderr) -> Iterator[None]:
     """Hold the index directory's write lock; wait for it (saying so once) while another
     writer has it. ``timeout`` in seconds (None: wait as long as it takes; 0: do not wait).
 

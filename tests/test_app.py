@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,36 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(tmp, built_index, *flags):
+    from qa.bench_load import start_app
+
     corpus, index = tmp / "corpus", tmp / "index"
     shutil.copytree(ROOT / "corpus", corpus)
     shutil.copytree(built_index, index)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", str(port), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read()) from None
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("app did not start")
+    proc, url = start_app("--corpus", str(corpus), "--index", str(index), *flags, output=subprocess.PIPE)
     return proc, {"url": url, "corpus": corpus, "index": index}
 
 
