@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .bench import _questions, _rss_mb
+from .bench_workers import _questions, _rss_mb
 from .evaluate import percentile
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--backend",
-        choices=("faiss", "qdrant-edge", "qdrant"),
-        help="search engine: faiss (default), qdrant-edge (embedded Qdrant shard) or qdrant (a cluster, with --url); kept by later updates",
+        help="search engine: faiss (default), qdrant-edge (embedded Qdrant shard), qdrant (a cluster, with --url), "
+        "or any engine registered in qa.engines; kept by later updates",
     )
     p.add_argument("--url", help="Qdrant address for --backend qdrant, e.g. http://HOST:6333 (API key: QDRANT_API_KEY)")
     p.add_argument("--collection", help="Qdrant collection for --backend qdrant (default: qa)")

@@ -1,25 +1,24 @@
-"""Retrieval: dense and BM25 candidates, fused by weighted reciprocal rank fusion.
+"""Retrieval: dense and BM25 candidates from the index's engine, fused (convex
+combination of normalised scores, aware of languages, or weighted reciprocal rank fusion).
 
-Retrieval goes through a small backend interface (:class:`Backend`) so that another
-engine can serve the same queries: :class:`LocalBackend` is FAISS + bm25s in process,
-``qa.qdrant.QdrantBackend`` is Qdrant (an embedded Edge shard, or a cluster).
+Nothing here depends on which engine answers: an engine (``qa.engines``: FAISS + bm25s,
+Qdrant Edge, a Qdrant cluster) is opened from the index's manifest and seen only through
+:class:`~qa.engines.Searcher` (``dense``, ``lexical``, optionally ``hybrid``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse
-from .chunking import strip_urls
-from .index import Index
+from .engines import Feedback, Hit, RowCache, Searcher, Stored, Where, get_engine
 
 K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+Backend = Searcher  # what retrieve() searches: an opened engine
+__all__ = ["Backend", "Feedback", "Fusion", "Hit", "RowCache", "Where", "convex", "minmax", "open_backend", "retrieve", "rrf"]
 
 
 def rrf(rankings: Mapping[str, Sequence[K]], weights: Mapping[str, float] | None = None, k: int = 60) -> dict[K, float]:
@@ -69,196 +68,9 @@ def convex(dense: Mapping[K, float], lexical: Mapping[K, float], lexical_share: 
     return out
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved chunk (``row`` in the index), with what each retriever said (not
-    known when the engine fused them itself: Qdrant's one-request hybrid search)."""
-
-    row: int
-    score: float
-    dense_rank: int | None = None
-    dense_score: float | None = None
-    bm25_rank: int | None = None
-    bm25_score: float | None = None
-
-
-class RowCache(Generic[V]):
-    """Values computed per index row, kept for the most recent rows (bounded: started afresh
-    past ``size``), across questions."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._values: dict[int, V] = {}
-        self._size = size
-
-    def get(self, row: int, make: Callable[[], V]) -> V:
-        value = self._values.get(row)
-        if value is None:
-            if len(self._values) >= self._size:
-                self._values.clear()
-            value = self._values[row] = make()
-        return value
-
-
-def shared_terms(term_sets: Iterable[set[K]], n: int, keep: Callable[[K], bool] | None = None) -> list[K]:
-    """Pseudo-relevance feedback: up to ``n`` terms found in at least two of the sets, most
-    shared first, then in sort order (a set's order changes from one process to the next)."""
-    counts: Counter[K] = Counter()
-    for terms in term_sets:
-        counts.update(terms)
-    shared = sorted((t for t, c in counts.items() if c >= 2 and (keep is None or keep(t))), key=lambda t: (-counts[t], t))  # type: ignore[type-var]
-    return shared[:n]
-
-
-@dataclass(frozen=True)
-class Where:
-    """Which chunks a query may return: one language, one document, or both."""
-
-    lang: str | None = None
-    doc: str | None = None
-
-    @property
-    def everything(self) -> bool:
-        return self.lang is None and self.doc is None
-
-
-class Backend(Protocol):
-    """What retrieval needs from an engine. Rows are chunk positions in the index.
-
-    ``lexical`` takes the question's text: each engine analyses it its own way (French and
-    English analysers both, so names and cognates match passages in the other language).
-    ``feedback`` rows are the top dense passages: terms they share join the query
-    (pseudo-relevance feedback), up to ``feedback_terms``.
-
-    An engine that fuses in one request (Qdrant) also has ``hybrid`` with the arguments of
-    :func:`retrieve`; it is used in hybrid mode.
-    """
-
-    def dense(self, query_vector: np.ndarray, depth: int, where: Where | None) -> list[tuple[int, float]]: ...
-
-    def lexical(
-        self, text: str, lang: str, depth: int, where: Where | None, feedback: Sequence[int] = (), feedback_terms: int = 0
-    ) -> list[tuple[int, float]]: ...
-
-
-# Filters that leave at most this many rows are searched exactly when the index is a graph.
-EXACT_FILTER_LIMIT = 50_000
-
-
-class LocalBackend:
-    """FAISS (exact inner product or HNSW) and bm25s over a loaded :class:`Index`."""
-
-    def __init__(self, index: Index) -> None:
-        import faiss
-
-        # One query at a time: starting OpenMP threads costs more than the search itself
-        # (0.5 ms against 0.01 ms for a flat search of the bundled corpus).
-        faiss.omp_set_num_threads(1)
-        self.index = index
-        self._faiss_ids = index.rows["faiss_id"]
-        self._masks: dict[Where, np.ndarray] = {}
-        self._terms: RowCache[set[str]] = RowCache()
-
-    def mask(self, where: Where | None) -> np.ndarray | None:
-        """Rows a filter allows (None: all); one array per filter, kept."""
-        if where is None or where.everything:
-            return None
-        allowed = self._masks.get(where)
-        if allowed is None:
-            allowed = np.ones(len(self.index.rows), dtype=bool)
-            if where.lang is not None:
-                allowed &= self.index.langs == where.lang
-            if where.doc is not None:
-                allowed &= self.index.doc_ids == where.doc
-            self._masks[where] = allowed  # as many as languages x documents at most
-        return allowed
-
-    def dense(self, query_vector: np.ndarray, depth: int, where: Where | None) -> list[tuple[int, float]]:
-        import faiss
-
-        n = len(self.index.rows)
-        if n == 0 or depth <= 0:
-            return []
-        allowed = self.mask(where)
-        selector = None
-        if allowed is not None:
-            rows = np.flatnonzero(allowed)
-            if not len(rows):
-                return []
-            if self.index.manifest["dense"]["type"] != "flat" and len(rows) <= EXACT_FILTER_LIMIT:
-                # A graph search restricted to a few rows finds few of them: search exactly.
-                scores = np.asarray(self.index.vectors[rows], dtype=np.float32) @ query_vector.astype(np.float32)
-                top = np.argsort(-scores, kind="stable")[:depth]
-                return [(int(rows[i]), float(scores[i])) for i in top]
-            selector = faiss.IDSelectorBatch(self._faiss_ids[allowed])
-        params = self.index.search_params(selector)
-        scores, ids = self.index.dense.search(query_vector.reshape(1, -1).astype(np.float32), min(depth, n), params=params)
-        keep = ids[0] >= 0
-        rows = self.index.rows_of(ids[0][keep])
-        return [(int(r), float(s)) for r, s in zip(rows, scores[0][keep]) if r >= 0]
-
-    def lexical(
-        self, text: str, lang: str, depth: int, where: Where | None, feedback: Sequence[int] = (), feedback_terms: int = 0
-    ) -> list[tuple[int, float]]:
-        tokens = query_tokens(text, lang)
-        if feedback and feedback_terms > 0:
-            tokens += [t for t in self.feedback_terms(feedback, feedback_terms) if t not in tokens]
-        return self.lexical_tokens(tokens, depth, self.mask(where))
-
-    def lexical_tokens(self, tokens: list[str], depth: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        """BM25 over already analysed terms."""
-        if not tokens or depth <= 0:
-            return []
-        scores = np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float32)
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0.0)
-        depth = min(depth, len(scores))
-        if depth == 0:
-            return []
-        top = np.argpartition(-scores, depth - 1)[:depth]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
-
-    def feedback_terms(self, rows: Sequence[int], n: int) -> list[str]:
-        """Terms (longer than 2 characters) shared by at least two of ``rows``, each analysed
-        in its own language."""
-
-        def terms(row: int) -> set[str]:
-            chunk = self.index.chunks[row]
-            return set(analyse(strip_urls(chunk.text), chunk.lang))
-
-        return shared_terms((self._terms.get(r, lambda r=r: terms(r)) for r in rows), n, keep=lambda t: len(t) > 2)
-
-
-def open_backend(index: Index) -> Backend:
-    """The engine the index was built for (``backend`` in its manifest)."""
-    if index.manifest["backend"]["type"] == "faiss":
-        return LocalBackend(index)
-    from .qdrant import QdrantBackend
-
-    return QdrantBackend.open(index)
-
-
-def query_tokens(question: str, language: str) -> list[str]:
-    """BM25 query terms: the question analysed in its language, plus the other analyser's
-    terms (names and cognates then match passages in the other language)."""
-    tokens = analyse(question, language)
-    seen = set(tokens)
-    for other in LANGUAGES:
-        if other != language:
-            for token in analyse(question, other):
-                if token not in seen:
-                    seen.add(token)
-                    tokens.append(token)
-    return tokens
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """Pseudo-relevance feedback for BM25: up to ``terms`` terms shared by the top ``docs``
-    dense passages join the question's terms."""
-
-    docs: int = 3
-    terms: int = 3
+def open_backend(index: Stored) -> Backend:
+    """The engine the index was built for (``backend`` in its manifest), opened to search."""
+    return get_engine(index.manifest["backend"]["type"]).open(index)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def shared_embedding_cache(tmp_path_factory):
     else:
         os.environ["QA_EMBEDDING_CACHE"] = previous
 
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 

@@ -5,7 +5,10 @@
 - ``qdrant-memory``: the cluster transport (qdrant-client) against ``QdrantClient(":memory:")``,
   which checks the requests it builds;
 - ``qdrant-live``: the cluster transport against a live Qdrant at ``$QDRANT_URL``, run
-  only when it is set (the one permitted skip).
+  only when it is set (the one permitted skip);
+- ``numpy-test``: a test-only engine (``tests/numpy_engine.py``: exact numpy search and
+  the local BM25), registered here, to show that an engine is one file and a
+  registration.
 
 Real bundled corpus, real default encoder. A Qdrant index is made from a copy of the
 FAISS one by switching its backend (no re-embedding).
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy_engine import NAME as NUMPY_ENGINE  # registers the test-only engine
 
 from qa import Assistant
 from qa.config import RetrievalConfig
@@ -29,7 +33,7 @@ from qa.retrieval import Where, open_backend, retrieve, rrf
 # qdrant-client's in-process mode says it ignores payload indexes and HNSW parameters.
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning", "ignore:Local mode performs exact:UserWarning")
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-BACKENDS = ["faiss", "qdrant-edge", "qdrant-memory", "qdrant-live"]
+BACKENDS = ["faiss", "qdrant-edge", "qdrant-memory", "qdrant-live", NUMPY_ENGINE]
 
 
 def _quiet(_message: str) -> None:
@@ -39,8 +43,8 @@ def _quiet(_message: str) -> None:
 def _backend_args(name: str) -> dict:
     if name == "faiss":
         return {"backend": "faiss"}
-    if name == "qdrant-edge":
-        return {"backend": "qdrant-edge"}
+    if name in ("qdrant-edge", NUMPY_ENGINE):
+        return {"backend": name}
     if name == "qdrant-memory":
         return {"backend": "qdrant", "url": ":memory:", "collection": f"test-{uuid.uuid4().hex[:8]}"}
     url = os.environ.get("QDRANT_URL")
@@ -59,7 +63,7 @@ def _drop_live_collections():
     """Leave nothing behind on a live cluster."""
     yield
     if _LIVE_COLLECTIONS:
-        from qa.qdrant import connect
+        from qa.engines.qdrant_transport import connect
 
         client = connect(os.environ["QDRANT_URL"])
         for collection in client.get_collections().collections:
@@ -87,10 +91,11 @@ def engine(request, built_index, encoder, tmp_path_factory):
 def test_backend_is_recorded_and_used(engine):
     name, assistant = engine
     manifest = assistant.index.manifest["backend"]
-    assert manifest["type"] == {"faiss": "faiss", "qdrant-edge": "qdrant-edge"}.get(name, "qdrant")
-    assert type(assistant.backend).__name__ == ("LocalBackend" if name == "faiss" else "QdrantBackend")
-    if name == "qdrant-edge":
-        assert (assistant.index.path / "qdrant").is_dir()
+    assert manifest["type"] == {"faiss": "faiss", "qdrant-edge": "qdrant-edge", NUMPY_ENGINE: NUMPY_ENGINE}.get(name, "qdrant")
+    expected = {"faiss": "LocalBackend", NUMPY_ENGINE: "NumpySearcher"}.get(name, "QdrantBackend")
+    assert type(assistant.backend).__name__ == expected
+    if name in ("qdrant-edge", NUMPY_ENGINE):
+        assert (assistant.index.path / "qdrant").is_dir() == (name == "qdrant-edge")
         assert not (assistant.index.path / "dense.faiss").exists()
 
 
@@ -203,7 +208,7 @@ def test_incremental_update(name, built_index, corpus_copy, tmp_path, encoder):
     assert after.manifest["backend"]["type"] == before.manifest["backend"]["type"]
     assert report.changed == ["otan-relations-serbie"] and report.added == ["new-note"]
     assert 0 < report.embedded_chunks < 10
-    if name != "faiss":
+    if name.startswith("qdrant-"):
         backend = after.manifest["backend"]
         assert backend["upserted"] < len(after.rows) and backend["points"] == len(after.rows)
     assistant = Assistant(after, config=RetrievalConfig(), encoder=encoder)
@@ -221,7 +226,7 @@ def test_incremental_update(name, built_index, corpus_copy, tmp_path, encoder):
 
 
 def test_edge_build_failure_leaves_the_previous_version_live(built_index, corpus_copy, tmp_path, encoder, monkeypatch):
-    from qa import qdrant
+    from qa.engines import qdrant
 
     path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, "qdrant-edge")
     live = (path / "CURRENT").read_text()
@@ -307,7 +312,7 @@ def test_rebuild_keeps_the_backend(name, built_index, corpus_copy, tmp_path, enc
     assistant = Assistant.open(path, config=RetrievalConfig(), encoder=encoder)
     assert assistant.ask("Quel pays a acheté des drones Bayraktar ?").citations[0].doc_id == "ijd-elargissement-balkans-securite"
     if name == "qdrant-memory":
-        from qa.qdrant import connect
+        from qa.engines.qdrant_transport import connect
 
         names = {c.name for c in connect(":memory:").get_collections().collections}
         assert after["physical"] != before["physical"]
@@ -315,7 +320,7 @@ def test_rebuild_keeps_the_backend(name, built_index, corpus_copy, tmp_path, enc
 
 
 def test_cluster_rebuild_that_dies_leaves_the_live_collection(built_index, corpus_copy, tmp_path, encoder, monkeypatch):
-    from qa import qdrant
+    from qa.engines import qdrant
 
     path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, "qdrant-memory")
     live = Index.load(path).manifest["backend"]["physical"]
@@ -329,7 +334,7 @@ def test_cluster_rebuild_that_dies_leaves_the_live_collection(built_index, corpu
     monkeypatch.undo()
     index = Index.load(path)
     assert index.manifest["backend"]["physical"] == live
-    from qa.qdrant import connect
+    from qa.engines.qdrant_transport import connect
 
     names = {c.name for c in connect(":memory:").get_collections().collections}
     assert live in names and not any(n.startswith(live.rsplit("-", 2)[0]) and n != live for n in names)  # nothing half-built left
@@ -342,7 +347,7 @@ def test_cluster_rebuild_that_dies_leaves_the_live_collection(built_index, corpu
 def test_cluster_update_removes_points_a_failed_update_left(built_index, corpus_copy, tmp_path, encoder, monkeypatch):
     """Points written by an update that died are not in the live version; the next update
     deletes them (removals come from the collection itself)."""
-    from qa import qdrant
+    from qa.engines import qdrant
 
     path = _switch(built_index, corpus_copy, tmp_path / "idx", encoder, "qdrant-memory")
     (corpus_copy / "new-note.md").write_text("# Note\n\nLe projet Horizons Partagés vise la jeunesse.\n", encoding="utf-8")

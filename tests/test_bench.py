@@ -48,7 +48,7 @@ def test_bench_smoke_writes_table_plot_and_recall(tmp_path):
 def test_hnsw_index_answers_with_filters(tmp_path):
     """Above the threshold the index is HNSW; filters and citations work the same."""
     from qa.answer import Assistant
-    from qa.bench import worker_build_synthetic
+    from qa.bench_workers import worker_build_synthetic
     from qa.index import Index
 
     info = worker_build_synthetic(1500, str(tmp_path / "idx"), ann_threshold=1000)
