@@ -6,10 +6,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .analysis import detect_language, split_sentences
+from .analysis import detect_language
 from .cleaning import BODY, NOTE, CleanDocument, clean
 from .config import ChunkingConfig
 from .corpus import Document
+from .sentences import split_sentences
 
 
 @dataclass(frozen=True)

@@ -9,134 +9,28 @@ The cleaner never rewrites text directly. It decides:
   hyphenation, an OCR fix, a line break turned into a space...), never overlapping.
 
 The cleaned text of any raw span is that span with the edits inside it applied
-(:func:`apply_edits`). A passage's ``spans`` are raw pieces whose cleaned concatenation is
-exactly the passage, which the test suite checks for every chunk.
+(:func:`~qa.spans.apply_edits`). What regions, edits and cleaned streams are, and the
+offset arithmetic between raw and cleaned text, is ``qa.spans``; this module holds the
+decisions (structure, then the repair passes).
 """
 
 from __future__ import annotations
 
-import bisect
 import html
 import re
 import statistics
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
+from .spans import BODY, NOTE, CleanDocument, Edit, EditSet, Region, Stream, apply_edits, build_stream
 
-BODY, NOTE = "body", "note"
+__all__ = ["BODY", "NOTE", "CleanDocument", "Edit", "Region", "Stream", "apply_edits", "clean"]
+
 _TERMINAL = tuple('.!?:;…»"”')
 _KEEP_CHARS = set("…’‘“”«»–—")  # NFKC would rewrite these; they are fine as they are.
 _SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 _INVISIBLE = "\u00ad\ufeff\u200b\u200c\u200d\u2060"
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace ``raw[start:end]`` by ``text`` (``start == end`` inserts)."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Region:
-    kind: str  # BODY or NOTE
-    start: int
-    end: int
-    page: int | None
-
-
-@dataclass
-class Stream:
-    """The cleaned text of all regions of one kind, with a raw range for every character."""
-
-    kind: str
-    text: str
-    raw_start: np.ndarray
-    raw_end: np.ndarray
-    region: np.ndarray  # index into CleanDocument.regions, per character
-
-
-@dataclass
-class CleanDocument:
-    raw: str
-    edits: list[Edit]
-    regions: list[Region]
-    streams: dict[str, Stream] = field(default_factory=dict)
-    note_starts: set[int] = field(default_factory=set)  # clean offsets (notes stream)
-
-    def spans(self, kind: str, start: int, end: int) -> list[list[int]]:
-        """Raw ``[start, end)`` pieces behind ``streams[kind].text[start:end]``."""
-        stream = self.streams[kind]
-        pieces: list[list[int]] = []
-        current = -1
-        for i in range(start, end):
-            r = int(stream.region[i])
-            s, e = int(stream.raw_start[i]), int(stream.raw_end[i])
-            if r != current:
-                pieces.append([s, e])
-                current = r
-            else:
-                pieces[-1][0] = min(pieces[-1][0], s)
-                pieces[-1][1] = max(pieces[-1][1], e)
-        return pieces
-
-    def page_at(self, kind: str, offset: int) -> int | None:
-        stream = self.streams[kind]
-        if not len(stream.region):
-            return None
-        return self.regions[int(stream.region[min(offset, len(stream.region) - 1)])].page
-
-    def rebuild(self, spans: list[list[int]]) -> str:
-        """The cleaned concatenation of raw pieces."""
-        return "".join(apply_edits(self.raw, self.edits, s, e) for s, e in spans)
-
-
-def apply_edits(raw: str, edits: list[Edit], start: int, end: int) -> str:
-    """``raw[start:end]`` with every edit lying inside that range applied."""
-    starts = [e.start for e in edits]
-    i = bisect.bisect_left(starts, start)
-    out, pos = [], start
-    while i < len(edits) and edits[i].start < end:
-        ed = edits[i]
-        if ed.end <= end:
-            out.append(raw[pos : ed.start])
-            out.append(ed.text)
-            pos = ed.end
-        i += 1
-    out.append(raw[pos:end])
-    return "".join(out)
-
-
-class _EditSet:
-    """Non-overlapping edits; a later pass cannot touch what an earlier one decided."""
-
-    def __init__(self) -> None:
-        self._edits: dict[tuple[int, int], Edit] = {}
-        self._covered: list[tuple[int, int]] = []
-
-    def overlaps(self, start: int, end: int) -> bool:
-        i = bisect.bisect_right(self._covered, (start, float("inf")))
-        for s, e in self._covered[max(0, i - 1) : i + 1]:
-            if start == end:
-                if s < start < e or (s == e == start):
-                    return True
-            elif s < end and start < e or (s == e and start < s < end):
-                return True
-        return False
-
-    def add(self, start: int, end: int, text: str) -> bool:
-        if self.overlaps(start, end):
-            return False
-        self._edits[(start, end)] = Edit(start, end, text)
-        bisect.insort(self._covered, (start, end))
-        return True
-
-    def sorted(self) -> list[Edit]:
-        return sorted(self._edits.values(), key=lambda e: (e.start, e.end))
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,7 +152,7 @@ def _regions(lines: list[_Line]) -> list[Region]:
 # Passes: each proposes edits inside one region
 
 
-def _unicode_pass(raw: str, region: Region, edits: _EditSet) -> None:
+def _unicode_pass(raw: str, region: Region, edits: EditSet) -> None:
     text = raw[region.start : region.end]
     for m in re.finditer(r"[^\W\d_][\u0300-\u036f]+", text):
         s = region.start + m.start()
@@ -283,7 +177,7 @@ def _unicode_pass(raw: str, region: Region, edits: _EditSet) -> None:
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t\n]*(?=[^\W\d_])")
 
 
-def _hyphen_pass(raw: str, region: Region, edits: _EditSet) -> None:
+def _hyphen_pass(raw: str, region: Region, edits: EditSet) -> None:
     text = raw[region.start : region.end]
     for m in _HYPHEN_BREAK.finditer(text):
         s, e = region.start + m.start(), region.start + m.end()
@@ -315,7 +209,7 @@ _REAL_IGUE = {"figue", "ligue", "fatigue", "intrigue", "digue", "prodigue", "nav
 _NOTE_CALL = re.compile(r"(?<=[^\W_])[®°*¢“”\"?'’][®°*¢“”\"?'’\d]{0,3}(?=[\s.,;:)]|$)")
 
 
-def _ocr_pass(raw: str, region: Region, edits: _EditSet, lexicon: Counter[str], notes: bool) -> None:
+def _ocr_pass(raw: str, region: Region, edits: EditSet, lexicon: Counter[str], notes: bool) -> None:
     text = raw[region.start : region.end]
     base = region.start
     for pattern, replacement in _FR_OCR_FIXES:
@@ -353,7 +247,7 @@ def _whitespace_pass(
     raw: str,
     region: Region,
     next_region: Region | None,
-    edits: _EditSet,
+    edits: EditSet,
     width: float,
     hard_breaks: set[int],
 ) -> None:
@@ -408,7 +302,7 @@ def _whitespace_pass(
 # Formats whose raw text carries markup
 
 
-def _markup_edits(raw: str, fmt: str, edits: _EditSet) -> None:
+def _markup_edits(raw: str, fmt: str, edits: EditSet) -> None:
     if fmt == "md":
         for m in re.finditer(r"(?m)^[ \t]*#{1,6}[ \t]+", raw):
             edits.add(m.start(), m.end(), "")
@@ -458,7 +352,7 @@ _HTML_TOKEN = re.compile(
 )
 
 
-def _html_edits(raw: str, edits: _EditSet) -> None:
+def _html_edits(raw: str, edits: EditSet) -> None:
     """Tags and entities out, one separator between runs of text: a blank line between
     blocks, a space between inline runs."""
     pending: list[tuple[int, int]] = []
@@ -512,7 +406,7 @@ def clean(
         fmt: ``txt``, ``md``, ``html`` or ``pdf``.
         footer_markers: strings (publisher, title) that identify page footer lines.
     """
-    edits = _EditSet()
+    edits = EditSet()
     if fmt in ("md", "html"):
         _markup_edits(raw, fmt, edits)
     if fmt == "html":
@@ -543,7 +437,7 @@ def clean(
             _whitespace_pass(raw, region, nxt, edits, width, hard_breaks if kind == NOTE else set())
     doc = CleanDocument(raw=raw, edits=edits.sorted(), regions=regions)
     for kind in (BODY, NOTE):
-        doc.streams[kind] = _build_stream(doc, kind)
+        doc.streams[kind] = build_stream(doc, kind)
     if NOTE in doc.streams:
         stream = doc.streams[NOTE]
         starts = set(hard_breaks)
@@ -551,41 +445,3 @@ def clean(
             i for i in range(len(stream.text)) if int(stream.raw_start[i]) in starts and (i == 0 or stream.text[i - 1] == "\n")
         }
     return doc
-
-
-def _build_stream(doc: CleanDocument, kind: str) -> Stream:
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    regs: list[int] = []
-    edit_starts = [e.start for e in doc.edits]
-    for ri, region in enumerate(doc.regions):
-        if region.kind != kind:
-            continue
-        i = bisect.bisect_left(edit_starts, region.start)
-        pos = region.start
-        while pos < region.end:
-            while i < len(doc.edits) and doc.edits[i].start < pos:
-                i += 1
-            if i < len(doc.edits) and doc.edits[i].start == pos and doc.edits[i].end <= region.end:
-                ed = doc.edits[i]
-                for ch in ed.text:
-                    chars.append(ch)
-                    starts.append(ed.start)
-                    ends.append(ed.end)
-                    regs.append(ri)
-                i += 1
-                pos = ed.end
-                continue
-            chars.append(doc.raw[pos])
-            starts.append(pos)
-            ends.append(pos + 1)
-            regs.append(ri)
-            pos += 1
-    return Stream(
-        kind=kind,
-        text="".join(chars),
-        raw_start=np.asarray(starts, dtype=np.int64),
-        raw_end=np.asarray(ends, dtype=np.int64),
-        region=np.asarray(regs, dtype=np.int32),
-    )

@@ -1,6 +1,7 @@
 import bm25s
 
-from qa.analysis import analyse, detect_language, split_sentences
+from qa.analysis import analyse, detect_language
+from qa.sentences import split_sentences
 
 
 def test_french_elision_and_stemming_meet():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from qa.analysis import split_sentences
 from qa.chunking import chunk_document, clean_document
 from qa.config import ChunkingConfig
+from qa.sentences import split_sentences
 
 
 @pytest.fixture(scope="module")
