@@ -88,13 +88,41 @@ def validate_k(k: int) -> int:
     return k
 
 
-# A question that asks for a date, and a sentence that holds a year.
+# A question that asks for a date, and a sentence that holds a year. "When" and "quand"
+# alone ask where a question or a clause opens ("Quand la Serbie…", "Leasing : quand…",
+# "Where and when…", "…, and when was it…"), where it closes ("… quand ?"), or before an
+# inverted verb ("when was", "quand est-ce", "quand a-t-il"); elsewhere they are
+# conjunctions ("que faire quand le contrat se termine ?", "what happens when I move?").
 WHEN = re.compile(
-    r"\b(when|what year|which year|since when|how long ago|quand|depuis quand|en quelle année|quelle année"
-    r"|à quelle date|quelle date|en quel mois)\b",
+    r"\b(what year|which year|what date|which date|since when|until when|how long ago|depuis quand|jusqu'à quand|jusqu’à quand"
+    r"|en quelle année|quelle année|à quelle date|quelle date|en quel mois)\b"
+    r"|(?:^|[:;]|\b(?:where|où) (?:and|et) |, (?:and|et) )[\W_]{0,4}(?:when|quand)\b|\b(?:when|quand)[\s?]*$"
+    r"|\bwhen (?:was|were|did|does|do|is|are|has|have|had|will|would|can|could|should)\b"
+    r"|\bquand (?:est-ce|\w+-t-(?:il|elle|on)|\w+-(?:il|elle|ils|elles|on))\b",
     re.IGNORECASE,
 )
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+# A question that asks for a quantity ("combien", "how many", "quel est le montant").
+COUNT = re.compile(
+    r"\b(how many|how much|what share|what percentage|what proportion"
+    r"|what is the (?:total )?(?:amount|budget|cost|number|value)|combien"
+    r"|quel(?:le)?s? (?:est |sont |était )?(?:le |la |l'|l’)?(?:montant|nombre|somme|part|pourcentage|proportion|budget|coût|valeur))",
+    re.IGNORECASE,
+)
+MONTHS = (
+    "janvier février fevrier mars avril mai juin juillet août aout septembre octobre novembre décembre decembre "
+    "january february march april may june july august september october november december"
+).split()
+# What a passage must hold to answer: a date (a year or a month), a quantity (digits or a number word).
+HOLDS = {
+    "date": re.compile(r"\b(1[89]\d\d|20\d\d|" + "|".join(MONTHS) + r")\b", re.IGNORECASE),
+    "quantity": re.compile(
+        r"\d|\b(une?|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille"
+        r"|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+        r"|fifteen|twenty|thirty|forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|half|third|quarter)\b",
+        re.IGNORECASE,
+    ),
+}
 WORD = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
 # A note number at the start of a footnote's first sentence ("10 La Serbie ...").
 NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
@@ -116,6 +144,12 @@ QUESTION_WORDS = frozenset(
 
 def asks_when(question: str) -> bool:
     return WHEN.search(question) is not None
+
+
+def answer_type(question: str) -> str | None:
+    """What the question asks for: "date" (when, en quelle année), "quantity" (how many,
+    combien, quel montant), or None (anything else: nothing is checked)."""
+    return "date" if asks_when(question) else "quantity" if COUNT.search(question) else None
 
 
 class Assistant:
@@ -235,7 +269,7 @@ class Assistant:
         )
         t = time.perf_counter()
         citations, cosine = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
-        support = self._answerability(question, cosine, q_lang)
+        support = self._answerability(question, cosine, q_lang, citations[0].text if citations else "")
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
@@ -345,9 +379,12 @@ class Assistant:
             best_cosine = float(np.max(np.asarray(self.index.vectors[[h.row for h in pool]], dtype=np.float32) @ qvec))
         return citations, best_cosine
 
-    def signals(self, question: str, cosine: float, q_lang: str) -> dict[str, float]:
+    def signals(self, question: str, cosine: float, q_lang: str, passage: str = "") -> dict[str, float]:
         """What answerability is judged on: ``cosine``, the best cosine of a candidate
-        passage to the question, and ``unknown``, the share of the question's content words
+        passage to the question; ``mismatch``, 1.0 when the question asks for a date or a
+        quantity and ``passage`` (the first citation) holds none (no year nor month, no
+        digit nor number word): it cannot answer, however close its topic; and
+        ``unknown``, the share of the question's content words
         found nowhere in the corpus nor in its documents' titles and sources (under either
         language's analysis: "FIFA", "Marignan"), times the share of the corpus written in
         the question's language: a word missing from a corpus in the question's own
@@ -362,14 +399,18 @@ class Assistant:
             if self.index.vocabulary and not set().union(*forms) & self._known:
                 unknown += 1
         share = self._language_share.get(q_lang, 0.0)
-        return {"cosine": cosine, "unknown": share * unknown / content if content else 0.0}
+        wanted = answer_type(question)
+        mismatch = 1.0 if wanted is not None and passage and not HOLDS[wanted].search(passage) else 0.0
+        return {"cosine": cosine, "unknown": share * unknown / content if content else 0.0, "mismatch": mismatch}
 
-    def _answerability(self, question: str, cosine: float, q_lang: str) -> float:
+    def _answerability(self, question: str, cosine: float, q_lang: str, passage: str = "") -> float:
         """What the abstention threshold applies to: the best passage cosine less
         ``unknown_word_penalty`` times the share of unknown words (weights fitted by logistic
-        regression on the answerable and off-topic questions of ``eval/seed.jsonl``)."""
-        sig = self.signals(question, cosine, q_lang)
-        return sig["cosine"] - self.config.unknown_word_penalty * sig["unknown"]
+        regression on the answerable and off-topic questions of ``eval/seed.jsonl``), less
+        ``answer_type_penalty`` when the first passage cannot hold the asked date or quantity."""
+        sig = self.signals(question, cosine, q_lang, passage)
+        cfg = self.config
+        return sig["cosine"] - cfg.unknown_word_penalty * sig["unknown"] - cfg.answer_type_penalty * sig["mismatch"]
 
     def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:
         """Analysed terms of a chunk's sentences (the chunk at ``row``), cached across questions."""

@@ -2,6 +2,7 @@
 
 import pytest
 
+from qa.answer import answer_type
 from qa.cleaning import apply_edits
 from qa.errors import InputError
 
@@ -100,6 +101,44 @@ def test_names_no_one_wrote_in_the_corpus_make_a_question_off_topic(assistant):
     english = assistant.signals("What is the capital of Australia?", 0.8, "en")["unknown"]
     assert french > english > 0.0  # the corpus is mostly French
     assert assistant.ask("Quelle est la capitale de l'Australie ?").abstained
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?", "date"),
+        ("La Serbie a rejoint le Partenariat pour la paix quand ?", "date"),
+        ("Leasing : quand rendre le véhicule ?", "date"),
+        ("Where and when did Zelenskyy speak?", "date"),
+        ("Where is the training centre, and when was it recognised?", "date"),
+        ("After the reform, when was the envoy appointed?", "date"),
+        ("Depuis la réforme, quand a-t-il été nommé ?", "date"),
+        ("On what date did the Parliament adopt the resolution?", "date"),
+        ("Véhicule en leasing : que faire quand le contrat se termine ?", None),  # a conjunction
+        ("What happens to my pension when I move abroad?", None),
+        ("Combien de trimestres faut-il avoir cotisé ?", "quantity"),
+        ("How many Rafale jets has Serbia acquired?", "quantity"),
+        ("Quel est le montant du plan de croissance ?", "quantity"),
+        ("Pourquoi la Serbie reste-t-elle neutre ?", None),
+    ],
+)
+def test_what_a_question_asks_for(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assistant):
+    def mismatch(question, passage):
+        return assistant.signals(question, 0.85, "en", passage)["mismatch"]
+
+    assert mismatch("When was it signed?", "It was signed in December 2006.") == 0.0
+    assert mismatch("When was it signed?", "Both parties signed it.") == 1.0
+    assert mismatch("Combien de pays l'ont signé ?", "Cinq pays l'ont signé.") == 0.0
+    assert mismatch("Combien de pays l'ont signé ?", "Plusieurs pays l'ont signé.") == 1.0
+    assert mismatch("Pourquoi l'ont-ils signé ?", "Pour la paix.") == 0.0
+    # On topic, but no passage of the corpus dates it: abstains, and still shows the closest.
+    answer = assistant.ask("Quand la Macédoine du Nord a-t-elle signé un accord de défense avec le Japon ?")
+    assert answer.abstained and answer.related
+    assert not assistant.ask("Quand la France a-t-elle lancé sa stratégie pour les Balkans occidentaux ?").abstained
 
 
 def test_naming_the_source_steers_to_its_document(assistant):
