@@ -69,6 +69,7 @@ class Answer:
     timings_ms: dict[str, float]
     related: list[Citation] = field(default_factory=list)
     support: float = 0.0
+    reason: str = ""  # why it abstained, in a phrase ("no close passage gives a date")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -269,14 +270,16 @@ class Assistant:
         )
         t = time.perf_counter()
         citations, cosine = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
-        support = self._answerability(question, cosine, q_lang, citations[0].text if citations else "")
+        passage = citations[0].text if citations else ""
+        support = self._answerability(question, cosine, q_lang, passage)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         timings = {name: round(ms, 3) for name, ms in timings.items()}
         if abstained:
-            return Answer(question, q_lang, True, "", [], timings, related=citations, support=round(support, 4))
+            reason = self._why_not(question, passage)
+            return Answer(question, q_lang, True, "", [], timings, related=citations, support=round(support, 4), reason=reason)
         return Answer(
             question, q_lang, False, citations[0].evidence.text if citations else "", citations, timings, support=round(support, 4)
         )
@@ -390,18 +393,43 @@ class Assistant:
         the question's language: a word missing from a corpus in the question's own
         language says more than an English word missing from French documents. Stopwords
         of either language and question words ("combien", "quand") are not content."""
-        content = unknown = 0
+        content, unknown = self._content_words(question)
+        share = self._language_share.get(q_lang, 0.0)
+        return {
+            "cosine": cosine,
+            "unknown": share * len(unknown) / len(content) if content else 0.0,
+            "mismatch": 1.0 if self._mismatch(question, passage) else 0.0,
+        }
+
+    def _content_words(self, question: str) -> tuple[list[str], list[str]]:
+        """The question's content words, and those of them found nowhere in the corpus."""
+        content, unknown = [], []
         for word in WORD.findall(question):
             forms = [set(analyse(word, lang)) for lang in LANGUAGES]
             if not all(forms) or word.lower() in QUESTION_WORDS:
                 continue
-            content += 1
+            content.append(word)
             if self.index.vocabulary and not set().union(*forms) & self._known:
-                unknown += 1
-        share = self._language_share.get(q_lang, 0.0)
+                unknown.append(word)
+        return content, unknown
+
+    @staticmethod
+    def _mismatch(question: str, passage: str) -> str | None:
+        """The asked type ("date", "quantity") when ``passage`` cannot hold it."""
         wanted = answer_type(question)
-        mismatch = 1.0 if wanted is not None and passage and not HOLDS[wanted].search(passage) else 0.0
-        return {"cosine": cosine, "unknown": share * unknown / content if content else 0.0, "mismatch": mismatch}
+        return wanted if wanted is not None and passage and not HOLDS[wanted].search(passage) else None
+
+    def _why_not(self, question: str, passage: str) -> str:
+        """Why an abstention, in a phrase a user can check."""
+        wanted = self._mismatch(question, passage)
+        if wanted:
+            return f"no close passage gives {'a date' if wanted == 'date' else 'a number'}"
+        unknown = list(dict.fromkeys(self._content_words(question)[1]))
+        why = "no passage is close enough to the question"
+        if unknown:
+            words = ", ".join(unknown[:4]) + (f" and {len(unknown) - 4} more" if len(unknown) > 4 else "")
+            why += f"; {words} {'appears' if len(unknown) == 1 else 'appear'} nowhere in the documents"
+        return why
 
     def _answerability(self, question: str, cosine: float, q_lang: str, passage: str = "") -> float:
         """What the abstention threshold applies to: the best passage cosine less

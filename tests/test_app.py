@@ -70,7 +70,7 @@ def test_french_english_and_unanswerable_through_the_api(server):
     assert not en["abstained"] and any("décembre 2006" in c["text"] for c in en["citations"][:3])
     _check_offsets(en, server["corpus"])
     none = client.predict("What is the capital of Australia?", 5, "hybrid", "", "", api_name="/ask")
-    assert none["abstained"] and none["citations"] == [] and none["related"]
+    assert none["abstained"] and none["citations"] == [] and none["related"] and "Australia appears nowhere" in none["reason"]
     assert set(fr) >= {"question", "language", "abstained", "answer", "citations", "timings_ms"}
 
 
@@ -171,6 +171,11 @@ def test_browser_shows_highlighted_citation_and_document_viewer(server):
         expect(marked).to_be_visible(timeout=15_000)
         assert "Bayraktar" in page.locator("#qa-viewer").inner_text()
         assert page.locator("#qa-viewer mark.qa-span strong").count() >= 1
+        page.locator("#qa-question textarea").fill("What is the capital of Australia?")
+        page.locator("#qa-ask").click()
+        refused = page.locator(".qa-not-answered").last
+        expect(refused).to_be_visible(timeout=30_000)
+        assert "Australia appears nowhere in the documents" in refused.inner_text()  # says why it does not answer
         browser.close()
 
 
