@@ -114,13 +114,17 @@ MONTHS = (
     "janvier février fevrier mars avril mai juin juillet août aout septembre octobre novembre décembre decembre "
     "january february march april may june july august september october november december"
 ).split()
-# What a passage must hold to answer: a date (a year or a month), a quantity (digits or a number word).
+# What a passage must hold to answer: a date (a year or a month), a quantity (digits or a
+# number word; "un", "une", "one" only as "un seul", "only one": alone they are articles),
+# or that it depends ("varie selon votre année de naissance"), which answers either.
+DEPENDS = r"|dépend\w*|depend\w*|vari(?:e|ent|es|able|ables|ies|y)"
 HOLDS = {
-    "date": re.compile(r"\b(1[89]\d\d|20\d\d|" + "|".join(MONTHS) + r")\b", re.IGNORECASE),
+    "date": re.compile(r"\b(1[89]\d\d|20\d\d|" + "|".join(MONTHS) + DEPENDS + r")\b", re.IGNORECASE),
     "quantity": re.compile(
-        r"\d|\b(une?|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille"
-        r"|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
-        r"|fifteen|twenty|thirty|forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|half|third|quarter)\b",
+        r"\d|\b(un seul|une seule|only one|a single|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
+        r"|quarante|cinquante|soixante|cent|mille|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|two|three|four|five"
+        r"|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundreds?|thousands?|billions?|dozens?|half"
+        r"|third|quarter" + DEPENDS + r")\b",
         re.IGNORECASE,
     ),
 }

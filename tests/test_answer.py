@@ -135,6 +135,8 @@ def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assist
     assert mismatch("When was it signed?", "Both parties signed it.") == 1.0
     assert mismatch("Combien de pays l'ont signé ?", "Cinq pays l'ont signé.") == 0.0
     assert mismatch("Combien de pays l'ont signé ?", "Plusieurs pays l'ont signé.") == 1.0
+    assert mismatch("Combien de pays l'ont signé ?", "Un pays voisin l'a signé.") == 1.0  # an article, not a number
+    assert mismatch("Combien de trimestres faut-il ?", "Le nombre varie selon votre année de naissance.") == 0.0
     assert mismatch("Pourquoi l'ont-ils signé ?", "Pour la paix.") == 0.0
     # On topic, but no passage of the corpus dates it: abstains, and still shows the closest.
     answer = assistant.ask("Quand la Macédoine du Nord a-t-elle signé un accord de défense avec le Japon ?")
