@@ -17,6 +17,7 @@ from .corpus import LONE_SURROGATE
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
+from .questions import HOLDS, QUESTION_WORDS, YEAR, answer_type, asks_when
 from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, minmax, open_backend, retrieve
 
 
@@ -89,45 +90,6 @@ def validate_k(k: int) -> int:
     return k
 
 
-# A question that asks for a date, and a sentence that holds a year. "When" and "quand"
-# alone ask where a question or a clause opens ("Quand la Serbie…", "Leasing : quand…",
-# "Where and when…", "…, and when was it…"), where it closes ("… quand ?"), or before an
-# inverted verb ("when was", "quand est-ce", "quand a-t-il"); elsewhere they are
-# conjunctions ("que faire quand le contrat se termine ?", "what happens when I move?").
-WHEN = re.compile(
-    r"\b(what year|which year|what date|which date|since when|until when|how long ago|depuis quand|jusqu'à quand|jusqu’à quand"
-    r"|en quelle année|quelle année|à quelle date|quelle date|en quel mois)\b"
-    r"|(?:^|[:;]|\b(?:where|où) (?:and|et) |, (?:and|et) )[\W_]{0,4}(?:when|quand)\b|\b(?:when|quand)[\s?]*$"
-    r"|\bwhen (?:was|were|did|does|do|is|are|has|have|had|will|would|can|could|should)\b"
-    r"|\bquand (?:est-ce|\w+-t-(?:il|elle|on)|\w+-(?:il|elle|ils|elles|on))\b",
-    re.IGNORECASE,
-)
-YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
-# A question that asks for a quantity ("combien", "how many", "quel est le montant").
-COUNT = re.compile(
-    r"\b(how many|how much|what share|what percentage|what proportion"
-    r"|what is the (?:total )?(?:amount|budget|cost|number|value)|combien"
-    r"|quel(?:le)?s? (?:est |sont |était )?(?:le |la |l'|l’)?(?:montant|nombre|somme|part|pourcentage|proportion|budget|coût|valeur))",
-    re.IGNORECASE,
-)
-MONTHS = (
-    "janvier février fevrier mars avril mai juin juillet août aout septembre octobre novembre décembre decembre "
-    "january february march april may june july august september october november december"
-).split()
-# What a passage must hold to answer: a date (a year or a month), a quantity (digits or a
-# number word; "un", "une", "one" only as "un seul", "only one": alone they are articles),
-# or that it depends ("varie selon votre année de naissance"), which answers either.
-DEPENDS = r"|dépend\w*|depend\w*|vari(?:e|ent|es|able|ables|ies|y)"
-HOLDS = {
-    "date": re.compile(r"\b(1[89]\d\d|20\d\d|" + "|".join(MONTHS) + DEPENDS + r")\b", re.IGNORECASE),
-    "quantity": re.compile(
-        r"\d|\b(un seul|une seule|only one|a single|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
-        r"|quarante|cinquante|soixante|cent|mille|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|two|three|four|five"
-        r"|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundreds?|thousands?|billions?|dozens?|half"
-        r"|third|quarter" + DEPENDS + r")\b",
-        re.IGNORECASE,
-    ),
-}
 WORD = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
 # A note number at the start of a footnote's first sentence ("10 La Serbie ...").
 NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
@@ -138,23 +100,6 @@ NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
 ANAPHOR = re.compile(
     r"\W*(le pays|ce pays|il|elle|ils|elles|ce|cet|cette|ces|cela|celui-ci|celle-ci|it|they|this|these|the country)\b", re.IGNORECASE
 )
-
-
-# Interrogatives that documents seldom contain: not evidence that a question is off-topic.
-QUESTION_WORDS = frozenset(
-    "combien quand comment pourquoi où ou quel quelle quels quelles lequel laquelle lesquels lesquelles qui que quoi "
-    "what when how why which who whom whose where".split()
-)
-
-
-def asks_when(question: str) -> bool:
-    return WHEN.search(question) is not None
-
-
-def answer_type(question: str) -> str | None:
-    """What the question asks for: "date" (when, en quelle année), "quantity" (how many,
-    combien, quel montant), or None (anything else: nothing is checked)."""
-    return "date" if asks_when(question) else "quantity" if COUNT.search(question) else None
 
 
 class Assistant:

@@ -2,7 +2,6 @@
 
 import pytest
 
-from qa.answer import answer_type
 from qa.cleaning import apply_edits
 from qa.errors import InputError
 
@@ -102,29 +101,6 @@ def test_names_no_one_wrote_in_the_corpus_make_a_question_off_topic(assistant):
     assert french > english > 0.0  # the corpus is mostly French
     australia = assistant.ask("Quelle est la capitale de l'Australie ?")
     assert australia.abstained and australia.reason.endswith("; Australie appears nowhere in the documents")
-
-
-@pytest.mark.parametrize(
-    "question, kind",
-    [
-        ("Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?", "date"),
-        ("La Serbie a rejoint le Partenariat pour la paix quand ?", "date"),
-        ("Leasing : quand rendre le véhicule ?", "date"),
-        ("Where and when did Zelenskyy speak?", "date"),
-        ("Where is the training centre, and when was it recognised?", "date"),
-        ("After the reform, when was the envoy appointed?", "date"),
-        ("Depuis la réforme, quand a-t-il été nommé ?", "date"),
-        ("On what date did the Parliament adopt the resolution?", "date"),
-        ("Véhicule en leasing : que faire quand le contrat se termine ?", None),  # a conjunction
-        ("What happens to my pension when I move abroad?", None),
-        ("Combien de trimestres faut-il avoir cotisé ?", "quantity"),
-        ("How many Rafale jets has Serbia acquired?", "quantity"),
-        ("Quel est le montant du plan de croissance ?", "quantity"),
-        ("Pourquoi la Serbie reste-t-elle neutre ?", None),
-    ],
-)
-def test_what_a_question_asks_for(question, kind):
-    assert answer_type(question) == kind
 
 
 def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assistant):

@@ -19,7 +19,7 @@ QA = ROOT / "qa"
 
 LAYERS: list[tuple[str, ...]] = [
     ("qa.errors", "qa.config", "qa.version", "qa.locking"),
-    ("qa.corpus", "qa.cleaning", "qa.spans", "qa.analysis", "qa.sentences"),
+    ("qa.corpus", "qa.cleaning", "qa.spans", "qa.analysis", "qa.sentences", "qa.questions"),
     ("qa.chunking",),
     ("qa.encoders", "qa.embeddings"),
     ("qa.engines",),

@@ -1,0 +1,36 @@
+"""What a question asks for (no index, no encoder)."""
+
+import pytest
+
+from qa.questions import HOLDS, answer_type
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Quand la Serbie a-t-elle rejoint le Partenariat pour la paix ?", "date"),
+        ("La Serbie a rejoint le Partenariat pour la paix quand ?", "date"),
+        ("Leasing : quand rendre le véhicule ?", "date"),
+        ("Where and when did Zelenskyy speak?", "date"),
+        ("Where is the training centre, and when was it recognised?", "date"),
+        ("After the reform, when was the envoy appointed?", "date"),
+        ("Depuis la réforme, quand a-t-il été nommé ?", "date"),
+        ("On what date did the Parliament adopt the resolution?", "date"),
+        ("Véhicule en leasing : que faire quand le contrat se termine ?", None),  # a conjunction
+        ("What happens to my pension when I move abroad?", None),
+        ("Combien de trimestres faut-il avoir cotisé ?", "quantity"),
+        ("How many Rafale jets has Serbia acquired?", "quantity"),
+        ("Quel est le montant du plan de croissance ?", "quantity"),
+        ("Pourquoi la Serbie reste-t-elle neutre ?", None),
+    ],
+)
+def test_what_a_question_asks_for(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_a_passage_holds_a_date_or_a_quantity():
+    assert HOLDS["date"].search("établi en décembre 2006") and HOLDS["date"].search("It depends on your age")
+    assert not HOLDS["date"].search("Both parties signed it.")
+    assert HOLDS["quantity"].search("La Serbie acquiert 12 chasseurs") and HOLDS["quantity"].search("un seul pays")
+    assert not HOLDS["quantity"].search("Un pays voisin l'a signé.")  # "un" alone is an article
+    assert not HOLDS["quantity"].search("Des pays variés")
