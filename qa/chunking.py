@@ -88,7 +88,7 @@ def strip_urls(text: str) -> str:
     return _URL.sub(" ", text) if "/" in text else text
 
 
-def indexed_text(chunk: Chunk, context: str = "section") -> str:
+def indexed_text(chunk: Chunk, context: str = ChunkingConfig.context) -> str:
     """The text that is embedded and BM25-indexed for a chunk: the passage without web
     addresses, preceded by its heading (and the document title) unless the passage
     already starts with it."""

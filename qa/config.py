@@ -20,7 +20,7 @@ MAX_K = 50
 # Abstention thresholds calibrated on eval/seed.jsonl (qa eval --calibrate, at most 3 % of
 # answerable questions abstaining), by encoder id prefix: cosines differ by model. Other
 # models get the USE value, uncalibrated: run `qa eval eval/seed.jsonl --calibrate`.
-ABSTAIN_THRESHOLDS = {"multilingual-e5-small": 0.7976, "use-multilingual": 0.2567}
+ABSTAIN_THRESHOLDS = {"multilingual-e5-small": 0.7877, "use-multilingual": 0.2567}
 
 
 def abstain_threshold_for(encoder_id: str) -> float:
@@ -34,8 +34,9 @@ class ChunkingConfig:
     target_chars: int = 600
     overlap_sentences: int = 1
     # What is indexed (embedded and BM25-analysed) besides the passage text: "none",
-    # "section" (its heading) or "title+section". Citations still show the passage only.
-    context: str = "section"
+    # "section" (its heading) or "title+section" (the document's title too: a passage read
+    # alone loses what its document is about). Citations still show the passage only.
+    context: str = "title+section"
 
 
 @dataclass(frozen=True)

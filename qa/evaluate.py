@@ -296,7 +296,9 @@ class Calibration:
 def calibrate(results: Sequence[QuestionResult], max_false_abstention: float = 0.03) -> Calibration:
     """The threshold on the support score that abstains on the most unanswerable
     questions while abstaining on at most ``max_false_abstention`` of answerable ones;
-    placed midway between neighbouring scores for a margin."""
+    placed midway between neighbouring scores for a margin, then rounded down to 4
+    decimals (rounding to nearest could pass an answerable question's score, which sits
+    that close), with the figures counted at the rounded threshold."""
     pos = sorted(r.support for r in results if r.question.answerable)
     neg = sorted(r.support for r in results if not r.question.answerable)
     if not pos or not neg:
@@ -304,13 +306,13 @@ def calibrate(results: Sequence[QuestionResult], max_false_abstention: float = 0
     scores = sorted(set(pos) | set(neg))
     cuts = [scores[0] - 1e-3] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [scores[-1] + 1e-3]
     best: Calibration | None = None
-    for t in cuts:
+    for t in (math.floor(cut * 1e4 + 1e-9) / 1e4 for cut in cuts):
         fa = sum(s < t for s in pos) / len(pos)
         ar = sum(s < t for s in neg) / len(neg)
         if fa <= max_false_abstention and (
             best is None or ar > best.abstention_recall or (ar == best.abstention_recall and fa < best.false_abstention)
         ):
-            best = Calibration(round(t, 4), ar, fa)
+            best = Calibration(t, ar, fa)
     assert best is not None  # the lowest cut abstains on nothing
     return best
 

@@ -114,9 +114,9 @@ def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assist
     assert mismatch("Combien de pays l'ont signé ?", "Un pays voisin l'a signé.") == 1.0  # an article, not a number
     assert mismatch("Combien de trimestres faut-il ?", "Le nombre varie selon votre année de naissance.") == 0.0
     assert mismatch("Pourquoi l'ont-ils signé ?", "Pour la paix.") == 0.0
-    # On topic, but no passage of the corpus dates it: abstains, and still shows the closest.
-    answer = assistant.ask("Quand la Macédoine du Nord a-t-elle signé un accord de défense avec le Japon ?")
-    assert answer.abstained and answer.related and answer.reason == "no close passage gives a date"
+    # On topic, but the closest passage gives no number: abstains, and still shows it.
+    answer = assistant.ask("Combien de pays reconnaissent l'indépendance du Kosovo ?")
+    assert answer.abstained and answer.related and answer.reason == "no close passage gives a number"
     assert not assistant.ask("Quand la France a-t-elle lancé sa stratégie pour les Balkans occidentaux ?").abstained
 
 

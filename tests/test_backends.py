@@ -189,8 +189,11 @@ def test_fused_scores_are_rrf_of_the_two_lists(engine, encoder):
 def test_lexical_layer_is_french_aware(engine):
     """Elision and plural: « l'élargissement » finds passages that say « élargissement »."""
     _, assistant = engine
+    from qa.chunking import indexed_text
+
     hits = assistant.backend.lexical("l'élargissements", "fr", 5, Where(lang="fr"))
-    assert hits and all("élargissement" in assistant.index.chunks[r].text.lower() for r, _ in hits)
+    context = assistant.index.manifest["settings"]["chunking"]["context"]  # the title and heading are indexed too
+    assert hits and all("élargissement" in indexed_text(assistant.index.chunks[r], context).lower() for r, _ in hits)
 
 
 @pytest.mark.parametrize("name", BACKENDS)

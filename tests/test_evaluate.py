@@ -113,6 +113,12 @@ def test_calibrate_by_hand(tmp_path):
     assert cal.threshold == pytest.approx(0.4) and cal.abstention_recall == pytest.approx(2 / 3) and cal.false_abstention == 0
     cal = calibrate(results, max_false_abstention=0.25)
     assert cal.threshold == pytest.approx(0.575) and cal.abstention_recall == 1.0
+    # Scores closer than the 4 decimals kept: the threshold written must still keep the
+    # answerable question above it (rounding 0.78716 to nearest gave 0.7872 > 0.78718).
+    close = [_result("a", e, [("d", "")], support=0.78718), _result("b", e, [("d", "")], support=0.9)]
+    close += [_result("u", [], [("d", "")], support=0.78714), _result("v", [], [("d", "")], support=0.5)]
+    cal = calibrate(close, max_false_abstention=0.0)
+    assert cal.false_abstention == 0 and 0.78718 >= cal.threshold and cal.abstention_recall == 0.5
     config = tmp_path / "qa.toml"
     config.write_text("[chunking]\ntarget_chars = 500\n", encoding="utf-8")
     write_threshold(config, 0.4)

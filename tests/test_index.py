@@ -32,7 +32,7 @@ def test_layout_and_manifest(built_index):
     assert manifest["embedding"]["threads"]["query"] >= 1 and (vdir / "vocabulary.txt").exists()
     assert len(manifest["documents"]) == 5 and all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
     assert manifest["counts"]["chunks"] == sum(d["chunks"] for d in manifest["documents"].values())
-    assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1, "context": "section"}
+    assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1, "context": "title+section"}
 
 
 def test_save_load_identity(built_index, encoder):
