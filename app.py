@@ -114,10 +114,7 @@ def render_answer(answer, library: Library) -> str:
         return _card(c, documents.get(c.doc_id, {}), lang)
 
     if answer.abstained:
-        why = f" ({html.escape(answer.reason)})" if answer.reason else ""
-        parts = [
-            f'<p class="qa-summary qa-not-answered"><strong>Not answered: the documents do not answer this question{why}.</strong></p>'
-        ]
+        parts = [f'<p class="qa-summary qa-not-answered"><strong>Not answered. {html.escape(answer.not_answered())}</strong></p>']
         if answer.related:
             parts.append('<details class="qa-related"><summary>Related passages (not citations)</summary>')
             parts += [card(c) for c in answer.related]

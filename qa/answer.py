@@ -75,6 +75,11 @@ class Answer:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def not_answered(self) -> str:
+        """The abstention as a sentence, with its reason: what the CLI, the chat and the
+        Markdown export say."""
+        return "The documents do not answer this question" + (f" ({self.reason})." if self.reason else ".")
+
 
 def validate_question(question: object) -> str:
     if not isinstance(question, str) or not question.strip():
@@ -220,14 +225,15 @@ class Assistant:
         t = time.perf_counter()
         citations, cosine = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
         passage = citations[0].text if citations else ""
-        support = self._answerability(question, cosine, q_lang, passage)
+        sig, unknown, missing = self._signals(question, cosine, q_lang, passage)
+        support = self._answerability(sig)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
         timings["answer"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         timings = {name: round(ms, 3) for name, ms in timings.items()}
         if abstained:
-            reason = self._why_not(question, passage)
+            reason = self._why_not(unknown, missing)
             return Answer(question, q_lang, True, "", [], timings, related=citations, support=round(support, 4), reason=reason)
         return Answer(
             question, q_lang, False, citations[0].evidence.text if citations else "", citations, timings, support=round(support, 4)
@@ -342,13 +348,20 @@ class Assistant:
         the question's language: a word missing from a corpus in the question's own
         language says more than an English word missing from French documents. Stopwords
         of either language and question words ("combien", "quand") are not content."""
+        return self._signals(question, cosine, q_lang, passage)[0]
+
+    def _signals(self, question: str, cosine: float, q_lang: str, passage: str) -> tuple[dict[str, float], list[str], str | None]:
+        """The signals, with what they were counted from: the unknown words, and the asked
+        type the passage cannot hold (None when it can, or when nothing is asked)."""
         content, unknown = self._content_words(question)
         share = self._language_share.get(q_lang, 0.0)
-        return {
+        missing = self._mismatch(question, passage)
+        sig = {
             "cosine": cosine,
             "unknown": share * len(unknown) / len(content) if content else 0.0,
-            "mismatch": 1.0 if self._mismatch(question, passage) else 0.0,
+            "mismatch": 1.0 if missing else 0.0,
         }
+        return sig, unknown, missing
 
     def _content_words(self, question: str) -> tuple[list[str], list[str]]:
         """The question's content words, and those of them found nowhere in the corpus."""
@@ -368,24 +381,23 @@ class Assistant:
         wanted = answer_type(question)
         return wanted if wanted is not None and passage and not HOLDS[wanted].search(passage) else None
 
-    def _why_not(self, question: str, passage: str) -> str:
+    @staticmethod
+    def _why_not(unknown: list[str], missing: str | None) -> str:
         """Why an abstention, in a phrase a user can check."""
-        wanted = self._mismatch(question, passage)
-        if wanted:
-            return f"no close passage gives {'a date' if wanted == 'date' else 'a number'}"
-        unknown = list(dict.fromkeys(self._content_words(question)[1]))
+        if missing:
+            return f"no close passage gives {'a date' if missing == 'date' else 'a number'}"
+        unknown = list(dict.fromkeys(unknown))
         why = "no passage is close enough to the question"
         if unknown:
             words = ", ".join(unknown[:4]) + (f" and {len(unknown) - 4} more" if len(unknown) > 4 else "")
             why += f"; {words} {'appears' if len(unknown) == 1 else 'appear'} nowhere in the documents"
         return why
 
-    def _answerability(self, question: str, cosine: float, q_lang: str, passage: str = "") -> float:
+    def _answerability(self, sig: dict[str, float]) -> float:
         """What the abstention threshold applies to: the best passage cosine less
         ``unknown_word_penalty`` times the share of unknown words (weights fitted by logistic
         regression on the answerable and off-topic questions of ``eval/seed.jsonl``), less
         ``answer_type_penalty`` when the first passage cannot hold the asked date or quantity."""
-        sig = self.signals(question, cosine, q_lang, passage)
         cfg = self.config
         return sig["cosine"] - cfg.unknown_word_penalty * sig["unknown"] - cfg.answer_type_penalty * sig["mismatch"]
 

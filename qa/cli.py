@@ -360,7 +360,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 def format_answer(answer, assistant) -> str:  # type: ignore[no-untyped-def]
     lines = []
     if answer.abstained:
-        lines.append("The documents do not answer this question" + (f" ({answer.reason})." if answer.reason else "."))
+        lines.append(answer.not_answered())
         if answer.related:
             lines.append("\nClosest passages (related, not citations):")
         shown = answer.related

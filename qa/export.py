@@ -75,7 +75,7 @@ def answer_markdown(answer: Answer, documents: Mapping[str, Mapping[str, object]
     with its reference (the related passages, labelled so, when it abstained)."""
     lines = [f"## {answer.question}", ""]
     if answer.abstained:
-        lines += [f"*The documents do not answer this question{f' ({answer.reason})' if answer.reason else ''}.*", ""]
+        lines += [f"*{answer.not_answered()}*", ""]
         if answer.related:
             lines += ["Related passages (not citations):", ""]
         shown = answer.related

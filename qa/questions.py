@@ -21,7 +21,8 @@ WHEN = re.compile(
     r"|\bquand (?:est-ce|\w+-t-(?:il|elle|on)|\w+-(?:il|elle|ils|elles|on))\b",
     re.IGNORECASE,
 )
-YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_YEAR = r"1[89]\d\d|20\d\d"
+YEAR = re.compile(rf"\b({_YEAR})\b")
 # A question that asks for a quantity ("combien", "how many", "quel est le montant").
 COUNT = re.compile(
     r"\b(how many|how much|what share|what percentage|what proportion"
@@ -38,7 +39,7 @@ MONTHS = (
 # or that it depends ("varie selon votre année de naissance"), which answers either.
 DEPENDS = r"|dépend\w*|depend\w*|vari(?:e|ent|es|able|ables|ies|y)"
 HOLDS = {
-    "date": re.compile(r"\b(1[89]\d\d|20\d\d|" + "|".join(MONTHS) + DEPENDS + r")\b", re.IGNORECASE),
+    "date": re.compile(rf"\b({_YEAR}|" + "|".join(MONTHS) + DEPENDS + r")\b", re.IGNORECASE),
     "quantity": re.compile(
         r"\d|\b(un seul|une seule|only one|a single|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
         r"|quarante|cinquante|soixante|cent|mille|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|two|three|four|five"
