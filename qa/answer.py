@@ -223,9 +223,8 @@ class Assistant:
             else None,
         )
         t = time.perf_counter()
-        citations, cosine = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
-        passage = citations[0].text if citations else ""
-        sig, unknown, missing = self._signals(question, cosine, q_lang, passage)
+        citations, cosine, around = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
+        sig, unknown, missing = self._signals(question, cosine, q_lang, around)
         support = self._answerability(sig)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
@@ -244,14 +243,16 @@ class Assistant:
 
     def _cite(
         self, question: str, q_lang: str, tokens: dict[str, set[str]], qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
-    ) -> tuple[list[Citation], float]:
+    ) -> tuple[list[Citation], float, str]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
-        candidates): what answerability starts from."""
+        candidates): what answerability starts from; and the first citation's evidence
+        sentence with the sentences on either side of it in its passage (the
+        ``type_window``): where the answer to a date or quantity question must be."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
-            return [], 0.0
+            return [], 0.0, ""
         # Retrieval scores on a 0..1 scale: min-max over the pool (raw cosines, BM25 scores
         # possibly negative, fused scores).
         rank_scores = minmax({position: hit.score for position, hit in enumerate(pool)})
@@ -298,6 +299,7 @@ class Assistant:
             chunk, j = item[2], item[3]
             groups.setdefault((chunk.doc_id, chunk.sentences[j].raw_start), []).append(item)
         citations: list[Citation] = []
+        around = ""
         top = scored[0][0] if scored else 1.0
         for members in groups.values():  # in order of their best member
             final, rank_score = members[0][0], members[0][4]
@@ -306,6 +308,9 @@ class Assistant:
                 chunk, j = next(((m[2], m[3]) for m in members if m[3] > 0), (chunk, j))
             sentence = chunk.sentences[j]
             start, raw_start = sentence.start, sentence.raw_start
+            if not citations:
+                lo, hi = max(0, j - cfg.type_window), min(len(chunk.sentences), j + cfg.type_window + 1)
+                around = chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end]
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
             if call:  # a footnote's number glued to its first sentence: not part of the answer
                 start, raw_start = call.end(), raw_start + (call.end() - start)
@@ -335,12 +340,13 @@ class Assistant:
             best_cosine = max(known)
         else:  # bm25 mode, or an engine that fused alone
             best_cosine = float(np.max(np.asarray(self.index.vectors[[h.row for h in pool]], dtype=np.float32) @ qvec))
-        return citations, best_cosine
+        return citations, best_cosine, around
 
     def signals(self, question: str, cosine: float, q_lang: str, passage: str = "") -> dict[str, float]:
         """What answerability is judged on: ``cosine``, the best cosine of a candidate
         passage to the question; ``mismatch``, 1.0 when the question asks for a date or a
-        quantity and ``passage`` (the first citation) holds none (no year nor month, no
+        quantity and ``passage`` (the first citation's evidence sentence and its neighbours,
+        the ``type_window``) holds none (no year nor month, no
         digit nor number word): it cannot answer, however close its topic; and
         ``unknown``, the share of the question's content words
         found nowhere in the corpus nor in its documents' titles and sources (under either
@@ -385,7 +391,7 @@ class Assistant:
     def _why_not(unknown: list[str], missing: str | None) -> str:
         """Why an abstention, in a phrase a user can check."""
         if missing:
-            return f"no close passage gives {'a date' if missing == 'date' else 'a number'}"
+            return f"the closest passage gives no {'date' if missing == 'date' else 'number'} where it answers"
         unknown = list(dict.fromkeys(unknown))
         why = "no passage is close enough to the question"
         if unknown:
@@ -397,7 +403,7 @@ class Assistant:
         """What the abstention threshold applies to: the best passage cosine less
         ``unknown_word_penalty`` times the share of unknown words (weights fitted by logistic
         regression on the answerable and off-topic questions of ``eval/seed.jsonl``), less
-        ``answer_type_penalty`` when the first passage cannot hold the asked date or quantity."""
+        ``answer_type_penalty`` when the first citation cannot hold the asked date or quantity."""
         cfg = self.config
         return sig["cosine"] - cfg.unknown_word_penalty * sig["unknown"] - cfg.answer_type_penalty * sig["mismatch"]
 

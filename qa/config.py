@@ -66,9 +66,11 @@ class RetrievalConfig:
     # None: the encoder's own (ABSTAIN_THRESHOLDS); `qa eval FILE --calibrate` writes one.
     abstain_threshold: float | None = None
     unknown_word_penalty: float = 0.15
-    # Subtracted when the question asks for a date or a quantity and the first passage
+    # Subtracted when the question asks for a date or a quantity and the first citation's
+    # evidence sentence, with type_window sentences on either side of it in its passage,
     # holds neither a year/month nor a number (1.0: such an answer always abstains; 0: off).
     answer_type_penalty: float = 1.0
+    type_window: int = 1
     # Evidence: each candidate's best sentence maximises support = normalised cosine
     # (question, sentence) + coverage_weight * share of the question's terms in it (+
     # date_bonus when a "when" question meets a sentence with a year). With rerank,

@@ -1,7 +1,10 @@
 """Answers on the real corpus with the real default encoder."""
 
+from dataclasses import replace
+
 import pytest
 
+from qa import Assistant
 from qa.cleaning import apply_edits
 from qa.errors import InputError
 
@@ -116,8 +119,20 @@ def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assist
     assert mismatch("Pourquoi l'ont-ils signé ?", "Pour la paix.") == 0.0
     # On topic, but the closest passage gives no number: abstains, and still shows it.
     answer = assistant.ask("Combien de pays reconnaissent l'indépendance du Kosovo ?")
-    assert answer.abstained and answer.related and answer.reason == "no close passage gives a number"
+    assert answer.abstained and answer.related and answer.reason == "the closest passage gives no number where it answers"
     assert not assistant.ask("Quand la France a-t-elle lancé sa stratégie pour les Balkans occidentaux ?").abstained
+
+
+def test_the_asked_number_must_be_beside_the_answering_sentence(assistant):
+    """The date or number has to be in the first citation's evidence sentence or next to it
+    (``type_window``), not anywhere in its passage."""
+    question = "How many French troops are deployed in EUFOR Althea?"
+    answer = assistant.ask(question)
+    first = answer.related[0]
+    assert answer.abstained and answer.reason.startswith("the closest passage gives no number")
+    assert any(ch.isdigit() for ch in first.text)  # the passage holds a number, far from its answering sentence
+    wider = Assistant(assistant.index, config=replace(assistant.config, type_window=50), encoder=assistant.encoder)
+    assert not wider.ask(question).abstained  # with the whole passage as the window, that number would do
 
 
 def test_naming_the_source_steers_to_its_document(assistant):
