@@ -30,7 +30,7 @@ from ..version import __version__
 from .load import FORMAT_VERSION, Index, content_id, index_exists, live_manifest, live_path
 from .write import write_version
 
-ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords+snowball-english", "version": 1}
+ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords-en-plus+snowball-english", "version": 2}
 # Bump when cleaning, chunking or what is indexed changes: an older index then rebuilds.
 PIPELINE_VERSION = 3  # 3: vocabulary.txt, e5 default
 
