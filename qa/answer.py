@@ -95,7 +95,10 @@ def validate_k(k: int) -> int:
     return k
 
 
-WORD = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
+# A question's words, for the unknown-word signal. A hyphen separates words: "faut-il" is
+# "faut" and "il", "sous-marine" "sous" and "marine". Read whole, a compound counted as
+# known when any one of its parts was (the "il" of "faut-il" is a known term).
+WORD = re.compile(r"[^\W_]+")
 # A note number at the start of a footnote's first sentence ("10 La Serbie ...").
 NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
 

@@ -106,6 +106,14 @@ def test_names_no_one_wrote_in_the_corpus_make_a_question_off_topic(assistant):
     assert australia.abstained and australia.reason.endswith("; Australie appears nowhere in the documents")
 
 
+def test_each_part_of_a_hyphenated_word_is_looked_up(assistant):
+    """ "sous-marine" is "sous" and "marine": that "sous" is a corpus word does not make
+    "marine" one, nor does "il" make "faut-il" known."""
+    answer = assistant.ask("Quelles règles de sécurité faut-il respecter en plongée sous-marine ?")
+    assert answer.abstained and "marine" in answer.reason and "faut" in answer.reason
+    assert "sous" not in answer.reason.split("; ")[-1].replace(",", " ").split()
+
+
 def test_a_first_passage_without_the_asked_date_or_quantity_cannot_answer(assistant):
     def mismatch(question, passage):
         return assistant.signals(question, 0.85, "en", passage)["mismatch"]
