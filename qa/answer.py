@@ -312,7 +312,8 @@ class Assistant:
             sentence = chunk.sentences[j]
             start, raw_start = sentence.start, sentence.raw_start
             if not citations:
-                lo, hi = max(0, j - cfg.type_window), min(len(chunk.sentences), j + cfg.type_window + 1)
+                w = max(0, cfg.type_window)
+                lo, hi = max(0, j - w), min(len(chunk.sentences), j + w + 1)
                 around = chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end]
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
             if call:  # a footnote's number glued to its first sentence: not part of the answer
