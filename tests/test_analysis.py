@@ -22,6 +22,8 @@ def test_english_stopwords_and_snowball():
     assert analyse("The countries were recognising", "en") == analyse("country recognise", "en")
     # A full list, as for French: pronouns, modals and prepositions are not terms.
     assert analyse("Can you tell me about my home from your side?", "en") == analyse("tell home side", "en")
+    assert analyse("Who won the cup?", "en") == ["won", "cup"]  # "won" of "won't" in NLTK's list, a verb here
+    assert analyse("I won't, they don't", "en") == []
 
 
 def test_bm25_finds_inflected_french_form():
