@@ -17,7 +17,7 @@ from .corpus import LONE_SURROGATE
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .questions import HOLDS, QUESTION_WORDS, YEAR, answer_type, asks_when
+from .questions import HOLDS, QUESTION_WORDS, YEAR, answer_type
 from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, minmax, open_backend, retrieve
 
 
@@ -70,7 +70,7 @@ class Answer:
     timings_ms: dict[str, float]
     related: list[Citation] = field(default_factory=list)
     support: float = 0.0
-    reason: str = ""  # why it abstained, in a phrase ("no close passage gives a date")
+    reason: str = ""  # why it abstained, in a phrase ("the closest passage gives no date where it answers")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,8 +226,9 @@ class Assistant:
             else None,
         )
         t = time.perf_counter()
-        citations, cosine, around = self._cite(question, q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid")
-        sig, unknown, missing = self._signals(question, cosine, q_lang, around)
+        wanted = answer_type(question)  # a date, a quantity or None: read once per question
+        citations, cosine, around = self._cite(q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid", wants_date=wanted == "date")
+        sig, unknown, missing = self._signals(question, cosine, q_lang, around, wanted)
         support = self._answerability(sig)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
         abstained = support < threshold
@@ -245,7 +246,14 @@ class Assistant:
         return [self.ask(q, **options) for q in questions]  # type: ignore[arg-type]
 
     def _cite(
-        self, question: str, q_lang: str, tokens: dict[str, set[str]], qvec: np.ndarray, hits: list[Hit], k: int, hybrid: bool = True
+        self,
+        q_lang: str,
+        tokens: dict[str, set[str]],
+        qvec: np.ndarray,
+        hits: list[Hit],
+        k: int,
+        hybrid: bool = True,
+        wants_date: bool = False,
     ) -> tuple[list[Citation], float, str]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
@@ -270,10 +278,9 @@ class Assistant:
         every = np.concatenate(cosines) if cosines else np.zeros(0)
         low, high = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
         scale = high - low if high > low else 1.0
-        wants_date = asks_when(question)
         scored = []
         for position, (hit, chunk) in enumerate(zip(pool, chunks)):
-            q_tokens = tokens.get(chunk.lang) or set(analyse(question, chunk.lang))
+            q_tokens = tokens.get(chunk.lang, tokens["en"])  # analyse() reads other languages as English
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
@@ -358,14 +365,16 @@ class Assistant:
         the question's language: a word missing from a corpus in the question's own
         language says more than an English word missing from French documents. Stopwords
         of either language and question words ("combien", "quand") are not content."""
-        return self._signals(question, cosine, q_lang, passage)[0]
+        return self._signals(question, cosine, q_lang, passage, answer_type(question))[0]
 
-    def _signals(self, question: str, cosine: float, q_lang: str, passage: str) -> tuple[dict[str, float], list[str], str | None]:
+    def _signals(
+        self, question: str, cosine: float, q_lang: str, passage: str, wanted: str | None
+    ) -> tuple[dict[str, float], list[str], str | None]:
         """The signals, with what they were counted from: the unknown words, and the asked
-        type the passage cannot hold (None when it can, or when nothing is asked)."""
+        type (``wanted``) the passage cannot hold (None when it can, or when nothing is asked)."""
         content, unknown = self._content_words(question)
         share = self._language_share.get(q_lang, 0.0)
-        missing = self._mismatch(question, passage)
+        missing = wanted if wanted is not None and passage and not HOLDS[wanted].search(passage) else None
         sig = {
             "cosine": cosine,
             "unknown": share * len(unknown) / len(content) if content else 0.0,
@@ -384,12 +393,6 @@ class Assistant:
             if self.index.vocabulary and not set().union(*forms) & self._known:
                 unknown.append(word)
         return content, unknown
-
-    @staticmethod
-    def _mismatch(question: str, passage: str) -> str | None:
-        """The asked type ("date", "quantity") when ``passage`` cannot hold it."""
-        wanted = answer_type(question)
-        return wanted if wanted is not None and passage and not HOLDS[wanted].search(passage) else None
 
     @staticmethod
     def _why_not(unknown: list[str], missing: str | None) -> str:
