@@ -296,7 +296,7 @@ class Assistant:
                     best_j, best_support = j, support
             rank_score = float(rank_scores[position])
             adjust = 0.0
-            if chunk.kind == "note" and ("http" in chunk.text or "www." in chunk.text):
+            if chunk.is_reference:
                 adjust -= cfg.reference_penalty
             final = best_support + cfg.fusion_weight * rank_score + adjust if cfg.rerank else -position
             scored.append((final, position, chunk, best_j, rank_score))

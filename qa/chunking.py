@@ -45,6 +45,12 @@ class Chunk:
     section: str | None
     sentences: tuple[Sentence, ...]
 
+    @property
+    def is_reference(self) -> bool:
+        """A note that cites another work (it holds a URL): what the document cites, not
+        what it says."""
+        return self.kind == "note" and ("http" in self.text or "www." in self.text)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,

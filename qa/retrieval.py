@@ -83,7 +83,8 @@ class Fusion:
     the other language: multilingual encoders score a passage in the question's own
     language higher than its translation, which pulls English questions to English text.
     ``source_offset`` is added to the cosine of passages of the documents in ``named``
-    (those whose source the question names: "according to the Delors paper").
+    (those whose source the question names: "according to the Delors paper"), except
+    their reference notes: the question asks what the source says, not what it cites.
     """
 
     bm25_share: float = 0.2
@@ -156,6 +157,8 @@ def retrieve(
             rank = dense_info.get(row, (None, None))[0]
             dense_info[row] = (rank, float(cosines[i]))
         named = np.isin(index.doc_ids[rows], list(fusion.named)) if fusion.named and len(rows) else np.zeros(len(rows), dtype=bool)
+        if named.any():  # a source's own text: not the works its reference notes cite
+            named &= np.array([not index.chunks[int(r)].is_reference for r in rows], dtype=bool)
         adjusted = {
             int(r): float(c) + (fusion.cross_lingual_offset if x else 0.0) + (fusion.source_offset if n else 0.0)
             for r, c, x, n in zip(rows, cosines, cross, named)

@@ -149,6 +149,21 @@ def test_naming_the_source_steers_to_its_document(assistant):
     assert answer.citations[0].doc_id == "ijd-elargissement-balkans-securite"
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Selon l'Institut Jacques Delors, une guerre de grande ampleur dans les Balkans occidentaux est-elle probable ?",
+        "For the Jacques Delors Institute, are enlargement and deepening competing goals?",
+    ],
+)
+def test_a_named_source_lifts_its_own_text_not_the_works_it_cites(assistant, question):
+    # Before: the source's lift went to its reference notes too, and a short note, embedded
+    # mostly as the document's title, came first ("17 George, M., Djokic, K. ... SIPRI").
+    answer = assistant.ask(question)
+    first = (answer.citations or answer.related)[0]  # the ranking, whether or not it abstains
+    assert first.doc_id == "ijd-elargissement-balkans-securite" and first.kind == "body"
+
+
 # Any question string either answers or raises InputError: never anything else.
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.chunking import chunk_document, clean_document
+from qa.chunking import Chunk, chunk_document, clean_document
 from qa.config import ChunkingConfig
 from qa.sentences import split_sentences
 
@@ -163,3 +163,13 @@ def test_any_text_chunks_into_passages_that_rebuild_from_their_raw_spans(pieces,
             pieces_ = cleaned.spans(chunk.kind, *_clean_range(cleaned, chunk, s))
             assert cleaned.rebuild(pieces_) == chunk.text[s.start : s.end]
             assert pieces_[0][0] == s.raw_start and pieces_[-1][1] == s.raw_end
+
+
+def test_a_reference_note_is_a_note_with_a_url():
+    def chunk(kind, text):
+        return Chunk("c", "d", "t", "fr", kind, text, 0, len(text), ((0, len(text)),), None, None, ())
+
+    assert chunk("note", "8 Richet, E. (31 mai 2023). L'Express. https://www.lexpress.fr/").is_reference
+    assert chunk("note", "42 Centre de cybercapacités. www.wb3c.org").is_reference
+    assert not chunk("note", "10 La Serbie a adhéré au Partenariat pour la paix en 2006.").is_reference
+    assert not chunk("body", "Voir https://www.nato.int/").is_reference
