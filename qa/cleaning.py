@@ -170,7 +170,9 @@ def _unicode_pass(raw: str, region: Region, edits: EditSet) -> None:
             continue
         else:
             norm = unicodedata.normalize("NFKC", ch)
-            if norm != ch and not unicodedata.combining(ch):
+            # Not the spacing accents ("¸" is " ̧" under NFKC): a passage trims that space,
+            # and its span cannot cut the one raw character the space comes from.
+            if norm != ch and not unicodedata.combining(ch) and not any(c.isspace() for c in norm):
                 edits.add(s, s + 1, norm)
 
 

@@ -109,7 +109,7 @@ def test_chunk_languages(chunked):
 # ---------------------------------------------------------------------------------------
 # Properties: arbitrary text never breaks the raw-offset round trip
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from qa.corpus import Document  # noqa: E402
@@ -151,6 +151,7 @@ PIECES = st.one_of(
     language=st.sampled_from(["fr", "en"]),
     target=st.sampled_from([80, 600]),
 )
+@example(pieces=["¸"], fmt="txt", language="fr", target=80)  # NFKC: " ̧", found by this test
 def test_any_text_chunks_into_passages_that_rebuild_from_their_raw_spans(pieces, fmt, language, target):
     raw = "".join(pieces)
     doc = Document("x", f"x.{fmt}", fmt, raw, "", "L'élargissement aux Balkans", language, "Institut Jacques Delors")
