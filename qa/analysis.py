@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -160,6 +160,22 @@ def analyse(text: str, language: str) -> list[str]:
             if part and part not in stops and not (len(part) == 1 and part.isalpha()):
                 words.append(part)
     return _stemmer(language).stemWords(words) if words else []
+
+
+COGNATE_LETTERS = 5
+
+
+def cognates(terms: Iterable[str]) -> set[str]:
+    """Analysed terms cut to their first ``COGNATE_LETTERS`` letters, where the English and
+    the French terms of one root meet: "integr" (integrity) and "integrit" (intégrité),
+    "defenc" (defence) and "defens" (défense), "militari" and "militair". Some false
+    friends meet too ("library", "librairie"); "actually" and "actuellement" do not.
+
+    >>> en, fr = analyse("the Building Integrity programme", "en"), analyse("le programme pour l'intégrité", "fr")
+    >>> sorted(cognates(en) & cognates(fr))
+    ['integ', 'progr']
+    """
+    return {term[:COGNATE_LETTERS] for term in terms}
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse, analyse_source_names, detect_language, named_in
+from .analysis import LANGUAGES, analyse, analyse_source_names, cognates, detect_language, named_in
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .corpus import LONE_SURROGATE
@@ -278,6 +278,10 @@ class Assistant:
         every = np.concatenate(cosines) if cosines else np.zeros(0)
         low, high = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
         scale = high - low if high > low else 1.0
+        # Coverage of the question's terms by a sentence: in the question's language, the
+        # terms themselves; in the other, their cognates (the question analysed in its own
+        # language, "integrity" -> "integr", against the sentence's "integrit").
+        q_cognates = cognates(tokens.get(q_lang, tokens["en"]))
         scored = []
         for position, (hit, chunk) in enumerate(zip(pool, chunks)):
             q_tokens = tokens.get(chunk.lang, tokens["en"])  # analyse() reads other languages as English
@@ -288,7 +292,10 @@ class Assistant:
             terms = self._sentence_terms(hit.row, chunk)
             for j in candidates:
                 words = terms[j]
-                coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
+                if chunk.lang == q_lang:
+                    coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
+                else:
+                    coverage = len(q_cognates & cognates(words)) / len(q_cognates) if q_cognates else 0.0
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
                 if wants_date and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
                     support += cfg.date_bonus

@@ -72,8 +72,9 @@ class RetrievalConfig:
     answer_type_penalty: float = 1.0
     type_window: int = 1
     # Evidence: each candidate's best sentence maximises support = normalised cosine
-    # (question, sentence) + coverage_weight * share of the question's terms in it (+
-    # date_bonus when a "when" question meets a sentence with a year). With rerank,
+    # (question, sentence) + coverage_weight * share of the question's terms in it, by
+    # cognates in a passage of the other language (+ date_bonus when a "when" question
+    # meets a sentence with a year). With rerank,
     # candidates are ordered by fusion_weight * normalised retrieval score + that support.
     coverage_weight: float = 0.2
     date_bonus: float = 0.2

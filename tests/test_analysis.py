@@ -1,6 +1,6 @@
 import bm25s
 
-from qa.analysis import analyse, detect_language
+from qa.analysis import analyse, cognates, detect_language
 from qa.sentences import split_sentences
 
 
@@ -24,6 +24,14 @@ def test_english_stopwords_and_snowball():
     assert analyse("Can you tell me about my home from your side?", "en") == analyse("tell home side", "en")
     assert analyse("Who won the cup?", "en") == ["won", "cup"]  # "won" of "won't" in NLTK's list, a verb here
     assert analyse("I won't, they don't", "en") == []
+
+
+def test_english_and_french_terms_of_one_root_meet_as_cognates():
+    def meet(en: str, fr: str) -> bool:
+        return bool(cognates(analyse(en, "en")) & cognates(analyse(fr, "fr")))
+
+    assert meet("integrity", "intégrité") and meet("defence", "défense") and meet("military", "militaire")
+    assert not meet("actually", "actuellement") and not meet("membership", "adhésion")
 
 
 def test_bm25_finds_inflected_french_form():
