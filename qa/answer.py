@@ -138,6 +138,7 @@ class Assistant:
             )
         self.backend = backend or open_backend(index)
         self._terms: RowCache[list[set[str]]] = RowCache()
+        self._cognates: RowCache[list[set[str]]] = RowCache()
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
         langs, counts = np.unique(index.langs, return_counts=True)
         self._language_share = {str(lang): n / counts.sum() for lang, n in zip(langs, counts)}
@@ -289,13 +290,11 @@ class Assistant:
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
                 continue  # headings only: nothing in it can be evidence
-            terms = self._sentence_terms(hit.row, chunk)
+            same = chunk.lang == q_lang
+            q_terms = q_tokens if same else q_cognates
+            terms = self._sentence_terms(hit.row, chunk) if same else self._sentence_cognates(hit.row, chunk)
             for j in candidates:
-                words = terms[j]
-                if chunk.lang == q_lang:
-                    coverage = len(q_tokens & words) / len(q_tokens) if q_tokens else 0.0
-                else:
-                    coverage = len(q_cognates & cognates(words)) / len(q_cognates) if q_cognates else 0.0
+                coverage = len(q_terms & terms[j]) / len(q_terms) if q_terms else 0.0
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
                 if wants_date and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
                     support += cfg.date_bonus
@@ -424,6 +423,10 @@ class Assistant:
     def _sentence_terms(self, row: int, chunk: Chunk) -> list[set[str]]:
         """Analysed terms of a chunk's sentences (the chunk at ``row``), cached across questions."""
         return self._terms.get(row, lambda: [set(analyse(strip_urls(chunk.text[s.start : s.end]), chunk.lang)) for s in chunk.sentences])
+
+    def _sentence_cognates(self, row: int, chunk: Chunk) -> list[set[str]]:
+        """The cognates of those terms (what a question in the other language meets), cached too."""
+        return self._cognates.get(row, lambda: [cognates(terms) for terms in self._sentence_terms(row, chunk)])
 
     def publisher(self, doc_id: str) -> str:
         return self._publishers.get(doc_id, "")
