@@ -282,17 +282,18 @@ class Assistant:
         # Coverage of the question's terms by a sentence: in the question's language, the
         # terms themselves; in the other, their cognates (the question analysed in its own
         # language, "integrity" -> "integr", against the sentence's "integrit").
-        q_cognates = cognates(tokens.get(q_lang, tokens["en"]))
+        q_own = tokens.get(q_lang, tokens["en"])  # analyse() reads other languages as English
+        q_cognates = cognates(q_own)
         scored = []
         for position, (hit, chunk) in enumerate(zip(pool, chunks)):
-            q_tokens = tokens.get(chunk.lang, tokens["en"])  # analyse() reads other languages as English
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
                 continue  # headings only: nothing in it can be evidence
-            same = chunk.lang == q_lang
-            q_terms = q_tokens if same else q_cognates
-            terms = self._sentence_terms(hit.row, chunk) if same else self._sentence_cognates(hit.row, chunk)
+            if chunk.lang == q_lang:
+                q_terms, terms = q_own, self._sentence_terms(hit.row, chunk)
+            else:
+                q_terms, terms = q_cognates, self._sentence_cognates(hit.row, chunk)
             for j in candidates:
                 coverage = len(q_terms & terms[j]) / len(q_terms) if q_terms else 0.0
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
