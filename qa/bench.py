@@ -22,7 +22,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .bench_load import kept_section
+from .bench_load import kept_section, report_path
 from .bench_load import main as load_main
 from .bench_workers import NOISE, ROOT, SIZES, WORKERS
 
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return load_main(argv)
     parser = argparse.ArgumentParser(prog="qa bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="seed,10k,100k", help=f"comma-separated, of {', '.join(SIZES)}")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="report file, or a folder for benchmarks.md")
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"), help="where the benchmark indexes go")
     parser.add_argument("--queries", type=int, default=100, help="warm queries per mode and size")
     parser.add_argument("--ann-threshold", type=int, default=None, help="override the exact/HNSW threshold (smoke tests)")
@@ -270,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"qa bench: error: unknown size(s) {', '.join(unknown)}; known: {', '.join(SIZES)}", file=sys.stderr)
         return 2
+    out = report_path(args.out)
+    if out is None:
+        return 2
     run(
         [s.strip() for s in args.sizes.split(",") if s.strip()],
-        Path(args.out),
+        out,
         Path(args.work),
         args.queries,
         args.ann_threshold or ANN_THRESHOLD,
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         backends=tuple(others),
         backend_sizes=tuple(s.strip() for s in args.backend_sizes.split(",") if s.strip()),
     )
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
+    print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 
 

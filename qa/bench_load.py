@@ -189,6 +189,18 @@ def kept_section(out: Path) -> str:
     return text[text.index(START) : text.index(END) + len(END)] if START in text and END in text else ""
 
 
+def report_path(out: str) -> Path | None:
+    """Where ``--out`` writes: the file given, or ``benchmarks.md`` inside a folder given.
+    None, after a one-line error, when its folder does not exist (checked before any run)."""
+    path = Path(out)
+    if path.is_dir():
+        path = path / "benchmarks.md"
+    if not path.parent.is_dir():
+        print(f"qa bench: error: --out {out}: folder {path.parent} does not exist; create it or pass another path", file=sys.stderr)
+        return None
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa bench --load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
@@ -197,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients per run (comma-separated)")
     parser.add_argument("--questions", type=int, default=25, help="questions per client")
     parser.add_argument("--soak", type=int, default=2000, help="questions in the soak")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="report file, or a folder for benchmarks.md")
     args = parser.parse_args(argv)
+    out = report_path(args.out)
+    if out is None:
+        return 2
     from .index import index_exists
 
     if not index_exists(args.index):
@@ -213,6 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         "soak": soak(Path(args.index), args.soak, log),
     }
     print(json.dumps(results, indent=2))
-    write_section(results, Path(args.out))
-    print(f"wrote the load section of {args.out}", file=sys.stderr)
+    write_section(results, out)
+    print(f"wrote the load section of {out}", file=sys.stderr)
     return 0

@@ -84,3 +84,17 @@ def test_load_smoke_writes_its_section_and_keeps_the_rest(tmp_path, built_index,
     assert text.startswith("# Benchmarks\n\nsizes table") and "## Load and soak" in text and "| 3 | 12 | 0 | 0 |" in text
     assert kept_section(out).startswith("<!-- load") and main([*args, "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8").count("## Load and soak") == 1  # replaced, not appended
+
+
+def test_out_folder_gets_benchmarks_md_and_a_missing_folder_is_one_line_error(tmp_path, capsys):
+    from qa.bench_load import report_path
+
+    assert report_path(str(tmp_path)) == tmp_path / "benchmarks.md"
+    assert report_path(str(tmp_path / "b.md")) == tmp_path / "b.md"
+    missing = tmp_path / "nope" / "b.md"
+    # checked before any index is built or any question asked
+    assert main(["--sizes", "seed", "--work", str(tmp_path / "work"), "--out", str(missing)]) == 2
+    assert main(["--load", "--out", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("does not exist; create it or pass another path" in line for line in err)
+    assert not (tmp_path / "work").exists()
