@@ -251,9 +251,9 @@ def _whitespace_pass(
     next_region: Region | None,
     edits: EditSet,
     width: float,
+    wrapped: bool,
     hard_breaks: set[int],
 ) -> None:
-    wrapped = width < 150
     text = raw[region.start : region.end]
     base = region.start
     for m in re.finditer(r"\s+", text):
@@ -421,6 +421,10 @@ def clean(
     hard_breaks = {ln.start for ln in lines if ln.note_start}
     body_lengths = [len(ln.text.strip()) for ln in lines if ln.kind == BODY and len(ln.text.strip()) >= 15]
     width = statistics.quantiles(body_lengths, n=10)[7] if len(body_lengths) >= 10 else 1e9
+    # Wrapped text (PDF, OCR, hard-wrapped mail) has most of its lines near one width. Text
+    # with one paragraph or heading per line has short lines too, but of every length.
+    near = sum(1 for n in body_lengths if 0.85 * width <= n <= 1.1 * width)
+    wrapped = width < 150 and near >= 0.5 * len(body_lengths)
     has_notes = any(r.kind == NOTE for r in regions)
     joined = _HYPHEN_BREAK.sub("", raw)
     lexicon = Counter(w.lower() for w in re.findall(r"[^\W\d_]+", joined)) if language == "fr" else Counter()
@@ -436,7 +440,7 @@ def clean(
             nxt = mine[i + 1] if i + 1 < len(mine) else None
             if fmt == "html":
                 continue
-            _whitespace_pass(raw, region, nxt, edits, width, hard_breaks if kind == NOTE else set())
+            _whitespace_pass(raw, region, nxt, edits, width, wrapped, hard_breaks if kind == NOTE else set())
     doc = CleanDocument(raw=raw, edits=edits.sorted(), regions=regions)
     for kind in (BODY, NOTE):
         doc.streams[kind] = build_stream(doc, kind)

@@ -69,6 +69,55 @@ def test_wrapped_lines_rejoined_but_list_items_kept():
     assert text == "Un paragraphe coupé en deux lignes.\n- premier point\n- second point"
 
 
+def test_one_paragraph_per_line_keeps_its_headings_apart():
+    # A web sheet saved as text: paragraphs and headings one per line, of every length, all
+    # under 150 characters. Not wrapped text: a heading is not the start of the next sentence.
+    raw = (
+        "Vignette Crit'Air pour les véhicules professionnels\n"
+        "La vignette Crit'Air classe les véhicules selon leurs émissions de polluants.\n"
+        "Elle est obligatoire dans les zones à faibles émissions.\n"
+        "Qui est concerné ?\n"
+        "Tous les véhicules d'entreprise qui circulent dans une zone à faibles émissions mobilité.\n"
+        "Comment l'obtenir ?\n"
+        "La procédure varie si vous avez une flotte de véhicules ou pas.\n"
+        "Flotte de véhicules\n"
+        "Vous pouvez commander des vignettes sur l'espace professionnel du site officiel.\n"
+        "Un seul véhicule\n"
+        "Vous faites la demande en ligne avec le certificat d'immatriculation.\n"
+        "Combien coûte la vignette ?\n"
+        "Le prix de la vignette est de 3,77 euros, frais d'envoi compris.\n"
+    )
+    doc = clean(raw, language="fr")
+    text = doc.streams[BODY].text
+    assert "ou pas.\nFlotte de véhicules\nVous pouvez" in text
+    assert "\nUn seul véhicule\nVous faites" in text
+    assert doc.rebuild(doc.spans(BODY, 0, len(text))) == text
+
+
+def test_wrapped_text_rejoins_a_line_that_breaks_before_a_capital():
+    # Hard-wrapped at one width: a line break inside a sentence, even before "Parlement".
+    paragraph = (
+        "Les députés estiment que les partenariats en matière de sécurité et de défense sont "
+        "essentiels pour que l'Europe puisse répondre aux menaces émergentes, et le "
+        "Parlement européen insiste sur la coopération industrielle, sur l'innovation, sur "
+        "l'interopérabilité des forces et sur la formation commune des armées des États "
+        "membres, ainsi que sur l'attachement de l'Union à l'ordre international fondé sur "
+        "des règles, aux droits de l'homme et au multilatéralisme, qui restent la base de "
+        "son action extérieure et de sa politique de sécurité et de défense commune."
+    )
+    lines, line = [], ""
+    for word in paragraph.split():
+        if line and len(line) + 1 + len(word) > 42:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    assert "Parlement" in [ln.split()[0] for ln in lines] and len(lines) >= 10
+    text = clean("\n".join(lines) + "\n", language="fr").streams[BODY].text
+    assert text == paragraph
+
+
 def test_every_clean_character_maps_back_for_the_spans():
     doc = _clean()
     text = doc.streams[BODY].text

@@ -32,7 +32,7 @@ from .write import write_version
 
 ANALYSER = {"fr": "elision+stopwords+accent-folding+snowball-french", "en": "stopwords-en-plus+snowball-english", "version": 2}
 # Bump when cleaning, chunking or what is indexed changes: an older index then rebuilds.
-PIPELINE_VERSION = 3  # 3: vocabulary.txt, e5 default
+PIPELINE_VERSION = 4  # 3: vocabulary.txt, e5 default; 4: wrapped text told from one paragraph per line
 
 
 @dataclass(frozen=True)
