@@ -50,8 +50,10 @@ clean:
 # Evaluation indexes share one embedding cache: a text is embedded once for every backend.
 EVAL_CACHE := QA_EMBEDDING_CACHE=$(CURDIR)/build/embeddings
 
+SPF_INDEX := $(EVAL_CACHE) $(BIN)/qa index --corpus eval/spf/corpus --index eval/spf/index --quiet
+
 eval-spf: $(VENV)/.installed
-	$(EVAL_CACHE) $(BIN)/qa index --corpus eval/spf/corpus --index eval/spf/index --quiet
+	$(SPF_INDEX)
 	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10
 
 # Quality floors at the figures reached (see eval/README.md): CI fails if retrieval regresses.
@@ -61,7 +63,7 @@ SPF_FLOORS  := hit@1=0.80 hit@5=0.94 mrr@10=0.86 doc@1=0.95 false_abstention=0.0
 eval-check: $(VENV)/.installed
 	$(EVAL_CACHE) $(BIN)/qa index --quiet
 	$(BIN)/qa eval eval/seed.jsonl --misses 0 --fail-under $(SEED_FLOORS)
-	$(EVAL_CACHE) $(BIN)/qa index --corpus eval/spf/corpus --index eval/spf/index --quiet
+	$(SPF_INDEX)
 	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10 --misses 0 --fail-under $(SPF_FLOORS)
 
 # The Qdrant Edge backend must stay within 0.02 of the default (FAISS) figures on hit@5 and

@@ -1,3 +1,5 @@
+import textwrap
+
 from qa.cleaning import BODY, NOTE, Edit, apply_edits, clean
 
 OCR = (
@@ -105,14 +107,7 @@ def test_wrapped_text_rejoins_a_line_that_breaks_before_a_capital():
         "des règles, aux droits de l'homme et au multilatéralisme, qui restent la base de "
         "son action extérieure et de sa politique de sécurité et de défense commune."
     )
-    lines, line = [], ""
-    for word in paragraph.split():
-        if line and len(line) + 1 + len(word) > 42:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
+    lines = textwrap.wrap(paragraph, 42)
     assert "Parlement" in [ln.split()[0] for ln in lines] and len(lines) >= 10
     text = clean("\n".join(lines) + "\n", language="fr").streams[BODY].text
     assert text == paragraph
