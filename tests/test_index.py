@@ -33,6 +33,10 @@ def test_layout_and_manifest(built_index):
     assert len(manifest["documents"]) == 5 and all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
     assert manifest["counts"]["chunks"] == sum(d["chunks"] for d in manifest["documents"].values())
     assert manifest["settings"]["chunking"] == {"target_chars": 600, "overlap_sentences": 1, "context": "title+section"}
+    # BM25's parameters are recorded, and the bm25s files are written with them
+    assert manifest["settings"]["bm25"] == {"k1": 0.9, "b": 0.4}
+    params = json.loads((vdir / "bm25" / "params.index.json").read_text())
+    assert (params["k1"], params["b"]) == (0.9, 0.4)
 
 
 def test_save_load_identity(built_index, encoder):
@@ -209,6 +213,27 @@ def test_an_update_without_settings_keeps_the_index_s_chunking(corpus_copy, tmp_
     assert again.path is None  # up to date, not rebuilt with the defaults
     build_index(corpus_copy, path, encoder=encoder, rebuild=True, progress=False, log=lambda m: None)
     assert Index.load(path).manifest["settings"]["chunking"] == asdict(custom)
+
+
+def test_other_bm25_parameters_rebuild_the_index(corpus_copy, tmp_path, encoder, monkeypatch):
+    """An index written with other BM25 parameters (bm25s's 1.5 / 0.75, before they were
+    recorded) is rebuilt by the next update, without re-embedding a text."""
+    import qa.engines.local
+    import qa.index.build
+
+    path = tmp_path / "idx"
+    with monkeypatch.context() as m:
+        for module in (qa.index.build, qa.engines.local):
+            m.setattr(module, "BM25_K1", 1.5)
+            m.setattr(module, "BM25_B", 0.75)
+        build_index(corpus_copy, path, encoder=encoder, progress=False, log=lambda m: None)
+    assert Index.load(path).manifest["settings"]["bm25"] == {"k1": 1.5, "b": 0.75}
+    logs = []
+    again = build_index(corpus_copy, path, encoder=encoder, progress=False, log=logs.append)
+    assert again.rebuilt and again.embedded_texts == 0
+    assert any("BM25 settings changed" in m for m in logs)
+    vdir = Index.load(path).path
+    assert json.loads((vdir / "bm25" / "params.index.json").read_text())["k1"] == 0.9
 
 
 def _truncate(path):

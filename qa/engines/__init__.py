@@ -12,6 +12,8 @@ in ``BUILTIN`` when it ships with qa); ``qa.index`` and ``qa.retrieval`` need no
 """
 
 from .base import (
+    BM25_B,
+    BM25_K1,
     BUILTIN,
     DEFAULT_ENGINE,
     Engine,
@@ -31,6 +33,8 @@ from .base import (
 )
 
 __all__ = [
+    "BM25_B",
+    "BM25_K1",
     "BUILTIN",
     "DEFAULT_ENGINE",
     "Engine",

@@ -35,6 +35,11 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 DEFAULT_ENGINE = "faiss"
+# BM25's term saturation and length normalisation, shared by every engine (bm25s's and
+# Qdrant's Lucene BM25): Anserini's and Pyserini's defaults for passages, not bm25s's
+# 1.5 / 0.75. Measured on both sets (eval/README.md): BM25 alone gains on SPF's short
+# sheets (passage@1 0.552 -> 0.600), hybrid holds. Recorded in the manifest's settings.
+BM25_K1, BM25_B = 0.9, 0.4
 
 
 @dataclass(frozen=True)

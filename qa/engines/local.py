@@ -19,7 +19,7 @@ import numpy as np
 
 from ..analysis import LANGUAGES, analyse
 from ..chunking import Chunk, indexed_text, strip_urls
-from .base import RowCache, Rows, Searcher, Stored, Where, Written, no_options, register, shared_terms
+from .base import BM25_B, BM25_K1, RowCache, Rows, Searcher, Stored, Where, Written, no_options, register, shared_terms
 
 # Exact search below this many chunks, an HNSW graph above it. Measured here (synthetic
 # corpora, docs/benchmarks.md): at 100k chunks exact FAISS search took 11 ms a query
@@ -55,7 +55,7 @@ def write_bm25(target: Path, chunks: Sequence[Chunk], context: str) -> None:
     """bm25s over each chunk's indexed text, analysed in the chunk's language."""
     import bm25s
 
-    bm25 = bm25s.BM25()
+    bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
     bm25.index([analyse(indexed_text(c, context), c.lang) or [""] for c in chunks], show_progress=False)
     bm25.save(str(target / "bm25"), show_progress=False)
 

@@ -36,14 +36,13 @@ import numpy as np
 
 from ..chunking import Chunk, indexed_text, strip_urls
 from ..errors import IndexMismatchError, InputError, QAError
-from .base import Feedback, Hit, RowCache, Rows, Searcher, Stored, Where, Written, no_options, register, shared_terms
+from .base import BM25_B, BM25_K1, Feedback, Hit, RowCache, Rows, Searcher, Stored, Where, Written, no_options, register, shared_terms
 from .qdrant_transport import HNSW_EF, ClusterStore, EdgeStore, _import_edge, _reason, check
 
 EDGE_DIR = "qdrant"
 DEFAULT_COLLECTION = "qa"
-# BM25 as bm25s scores it here (Lucene variant, k1 1.5, b 0.75); avg_len is the corpus's,
-# fixed when the store is created (as in Lucene) and kept by incremental updates.
-BM25_K, BM25_B = 1.5, 0.75
+# BM25 as bm25s scores it here (Lucene variant, base.BM25_K1 and BM25_B); avg_len is the
+# corpus's, fixed when the store is created (as in Lucene) and kept by incremental updates.
 UPSERT_BATCH = 256
 __all__ = ["HNSW_EF", "ClusterStore", "EdgeStore", "QdrantBackend", "QdrantEngine", "SparseEncoder", "check", "write_store"]
 
@@ -51,7 +50,7 @@ __all__ = ["HNSW_EF", "ClusterStore", "EdgeStore", "QdrantBackend", "QdrantEngin
 class SparseEncoder:
     """BM25 sparse vectors from Qdrant Edge's ``Bm25``, one analyser per language."""
 
-    def __init__(self, avg_len: float, k: float = BM25_K, b: float = BM25_B) -> None:
+    def __init__(self, avg_len: float, k: float = BM25_K1, b: float = BM25_B) -> None:
         qe = _import_edge()
         self.avg_len, self.k, self.b = avg_len, k, b
         self.models = {

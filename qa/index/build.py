@@ -23,7 +23,7 @@ from ..config import DEFAULT_MODEL, ChunkingConfig
 from ..corpus import Document, load_corpus
 from ..embeddings import EmbeddingCache, embed
 from ..encoders import Encoder, load_encoder
-from ..engines import DEFAULT_ENGINE, get_engine
+from ..engines import BM25_B, BM25_K1, DEFAULT_ENGINE, get_engine
 from ..errors import CorpusError, IndexMismatchError
 from ..locking import write_lock
 from ..version import __version__
@@ -124,7 +124,7 @@ def _build(
         chunking = ChunkingConfig(**kept) if kept else ChunkingConfig()
     model = model or live.get("encoder", {}).get("name", DEFAULT_MODEL)
     encoder = encoder or load_encoder(model)
-    settings = {"chunking": asdict(chunking), "analyser": ANALYSER, "pipeline": PIPELINE_VERSION}
+    settings = {"chunking": asdict(chunking), "analyser": ANALYSER, "bm25": {"k1": BM25_K1, "b": BM25_B}, "pipeline": PIPELINE_VERSION}
     previous = _comparable(previous, encoder, settings, log)
 
     plan = _plan(documents, previous, spec, index_dir)
@@ -187,7 +187,7 @@ def _comparable(previous: Index | None, encoder: Encoder, settings: dict, log: C
         log(f"encoder changed ({previous.manifest['encoder']['id']} -> {encoder.id}): rebuilding")
         return None
     if previous.manifest["settings"] != settings:
-        log("chunking or analyser settings changed: rebuilding")
+        log("chunking, analyser or BM25 settings changed: rebuilding")
         return None
     return previous
 
