@@ -50,10 +50,11 @@ def test_bm25s_agrees_with_rank_bm25_reference(assistant):
 
     from qa.analysis import analyse
     from qa.chunking import indexed_text
+    from qa.engines import BM25_B, BM25_K1
 
     chunks = assistant.index.chunks
     corpus = [analyse(indexed_text(c), c.lang) or [""] for c in chunks]
-    reference = BM25Okapi(corpus, k1=1.5, b=0.75)
+    reference = BM25Okapi(corpus, k1=BM25_K1, b=BM25_B)  # the engine's parameters
     backend = LocalBackend(assistant.index)  # the default engine of the session's index
     for q in [
         "drones Bayraktar Turquie",
