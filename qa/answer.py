@@ -284,16 +284,20 @@ class Assistant:
         # language, "integrity" -> "integr", against the sentence's "integrit").
         q_own = tokens.get(q_lang, tokens["en"])  # analyse() reads other languages as English
         q_cognates = cognates(q_own)
+
+        def matched(row: int, chunk: Chunk) -> tuple[set[str], list[set[str]]]:
+            """The question's terms, and each sentence's, as they can meet (cognates across languages)."""
+            if chunk.lang == q_lang:
+                return q_own, self._sentence_terms(row, chunk)
+            return q_cognates, self._sentence_cognates(row, chunk)
+
         scored = []
         for position, (hit, chunk) in enumerate(zip(pool, chunks)):
             best_j, best_support = 0, -1.0
             candidates = [j for j, sent in enumerate(chunk.sentences) if not sent.heading]
             if not candidates:
                 continue  # headings only: nothing in it can be evidence
-            if chunk.lang == q_lang:
-                q_terms, terms = q_own, self._sentence_terms(hit.row, chunk)
-            else:
-                q_terms, terms = q_cognates, self._sentence_cognates(hit.row, chunk)
+            q_terms, terms = matched(hit.row, chunk)
             for j in candidates:
                 coverage = len(q_terms & terms[j]) / len(q_terms) if q_terms else 0.0
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
@@ -309,8 +313,11 @@ class Assistant:
             scored.append((final, position, chunk, best_j, rank_score))
         scored.sort(key=lambda item: (-item[0], item[1]))
         # Overlapping passages with the same best sentence are cited once, at the best one's
-        # place; shown is the one that also holds the sentence before it (the context that
-        # "Le pays..." refers to), when there is one.
+        # place. Shown is the one that also holds the sentence before it (the context that
+        # "Le pays..." refers to), when there is one; else the one whose sentences hold most
+        # of the question's terms (the shared sentence ties them; the context around it is
+        # what differs: "À quoi serviront les patrouilleurs…" meets "…l'accord avec la
+        # France…" in both, "patrouilleurs" only in the passage that goes on after it).
         groups: dict[tuple[str, int], list] = {}
         for item in scored:
             chunk, j = item[2], item[3]
@@ -323,6 +330,10 @@ class Assistant:
             chunk, j = members[0][2], members[0][3]
             if j == 0 and ANAPHOR.match(chunk.text, chunk.sentences[0].start):
                 chunk, j = next(((m[2], m[3]) for m in members if m[3] > 0), (chunk, j))
+            elif len(members) > 1:
+                held = [len(q & set().union(*terms)) for q, terms in (matched(pool[m[1]].row, m[2]) for m in members)]
+                best = held.index(max(held))  # the first of the best: ties keep the rerank's order
+                chunk, j = members[best][2], members[best][3]
             sentence = chunk.sentences[j]
             start, raw_start = sentence.start, sentence.raw_start
             if not citations:

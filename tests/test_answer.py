@@ -67,6 +67,17 @@ def test_scores_shown_never_rise_down_the_list(assistant):
         assert scores[0] == 1.0 and scores == sorted(scores, reverse=True)
 
 
+def test_of_overlapping_passages_with_one_best_sentence_the_one_with_the_question_terms_is_shown(assistant):
+    # Two overlapping passages share their best sentence ("L'accord ... conclu en 2024 avec la
+    # France ..."): the one that ends with it ranked first, the one that goes on to the
+    # patrouilleurs the question asks about was hidden behind it and never cited.
+    question = "À quoi serviront les patrouilleurs construits pour le Monténégro dans le cadre de l'accord de 2024 avec la France ?"
+    citations = assistant.ask(question, k=10).citations
+    first = citations[0]
+    assert "accord de coopération" in first.evidence.text and "patrouilleurs offshores" in first.text
+    assert sum(c.doc_id == first.doc_id and c.evidence.start == first.evidence.start for c in citations) == 1
+
+
 def test_off_topic_question_abstains_and_keeps_related_passages(assistant):
     answer = assistant.ask("Who won the 2022 FIFA World Cup?")
     assert answer.abstained and not answer.citations and answer.related and answer.answer == ""
