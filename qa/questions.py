@@ -35,7 +35,7 @@ MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
 # What a passage must hold to answer: a date (a year or a month), a quantity (digits or a
-# number word; "un", "une", "one" only as "un seul", "only one": alone they are articles),
+# number word, a multiple such as "doublé"; "un", "une", "one" only as "un seul", "only one": alone they are articles),
 # or that it depends ("varie selon votre année de naissance"), which answers either.
 DEPENDS = r"|dépend\w*|depend\w*|vari(?:e|ent|es|able|ables|ies|y)"
 HOLDS = {
@@ -44,7 +44,7 @@ HOLDS = {
         r"\d|\b(un seul|une seule|only one|a single|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
         r"|quarante|cinquante|soixante|cent|mille|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|two|three|four|five"
         r"|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundreds?|thousands?|billions?|dozens?|half"
-        r"|third|quarter" + DEPENDS + r")\b",
+        r"|third|quarter|doubl\w*|tripl\w*|quadrupl\w*" + DEPENDS + r")\b",
         re.IGNORECASE,
     ),
 }

@@ -34,3 +34,4 @@ def test_a_passage_holds_a_date_or_a_quantity():
     assert HOLDS["quantity"].search("La Serbie acquiert 12 chasseurs") and HOLDS["quantity"].search("un seul pays")
     assert not HOLDS["quantity"].search("Un pays voisin l'a signé.")  # "un" alone is an article
     assert not HOLDS["quantity"].search("Des pays variés")
+    assert HOLDS["quantity"].search("dont les exportations ont doublé") and HOLDS["quantity"].search("sales have tripled")
