@@ -258,9 +258,9 @@ class Assistant:
     ) -> tuple[list[Citation], float, str]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
-        candidates): what answerability starts from; and the first citation's evidence
-        sentence with the sentences on either side of it in its passage (the
-        ``type_window``): where the answer to a date or quantity question must be."""
+        candidates): what answerability starts from; and the first citation's passage (or
+        its evidence sentence with ``type_window`` sentences on either side), web addresses
+        left out: where the answer to a date or quantity question must be."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
@@ -337,9 +337,9 @@ class Assistant:
             sentence = chunk.sentences[j]
             start, raw_start = sentence.start, sentence.raw_start
             if not citations:
-                w = max(0, cfg.type_window)
+                w = cfg.type_window if cfg.type_window >= 0 else len(chunk.sentences)  # < 0: the whole passage
                 lo, hi = max(0, j - w), min(len(chunk.sentences), j + w + 1)
-                around = chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end]
+                around = strip_urls(chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end])  # a URL's digits are no answer
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
             if call:  # a footnote's number glued to its first sentence: not part of the answer
                 start, raw_start = call.end(), raw_start + (call.end() - start)
@@ -374,9 +374,9 @@ class Assistant:
     def signals(self, question: str, cosine: float, q_lang: str, passage: str = "") -> dict[str, float]:
         """What answerability is judged on: ``cosine``, the best cosine of a candidate
         passage to the question; ``mismatch``, 1.0 when the question asks for a date or a
-        quantity and ``passage`` (the first citation's evidence sentence and its neighbours,
-        the ``type_window``) holds none (no year nor month, no
-        digit nor number word): it cannot answer, however close its topic; and
+        quantity and ``passage`` (the first citation's passage, or the ``type_window``
+        around its evidence sentence) holds none (no year, month or relative date such as
+        "dans les 15 jours"; no digit nor number word): it cannot answer, however close its topic; and
         ``unknown``, the share of the question's content words
         found nowhere in the corpus nor in its documents' titles and sources (under either
         language's analysis: "FIFA", "Marignan"), times the share of the corpus written in

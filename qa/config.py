@@ -67,10 +67,12 @@ class RetrievalConfig:
     abstain_threshold: float | None = None
     unknown_word_penalty: float = 0.15
     # Subtracted when the question asks for a date or a quantity and the first citation's
-    # evidence sentence, with type_window sentences on either side of it in its passage,
-    # holds neither a year/month nor a number (1.0: such an answer always abstains; 0: off).
+    # passage (or, with type_window >= 0, its evidence sentence and type_window sentences on
+    # either side of it) holds neither a date nor a number (1.0: such an answer always
+    # abstains; 0: off). The whole passage by default: the evidence sentence is often a
+    # neighbour of the answer in service-public.fr's sheets (eval/README.md).
     answer_type_penalty: float = 1.0
-    type_window: int = 1
+    type_window: int = -1
     # Evidence: each candidate's best sentence maximises support = normalised cosine
     # (question, sentence) + coverage_weight * share of the question's terms in it, by
     # cognates in a passage of the other language (+ date_bonus when a "when" question

@@ -27,7 +27,8 @@ YEAR = re.compile(rf"\b({_YEAR})\b")
 COUNT = re.compile(
     r"\b(how many|how much|what share|what percentage|what proportion"
     r"|what is the (?:total )?(?:amount|budget|cost|number|value)|combien"
-    r"|quel(?:le)?s? (?:est |sont |était )?(?:le |la |l'|l’)?(?:montant|nombre|somme|part|pourcentage|proportion|budget|coût|valeur))",
+    r"|quel(?:le)?s? (?:est |sont |était )?(?:en général |au maximum |au minimum |environ )?(?:le |la |l'|l’)?"
+    r"(?:montant|nombre|somme|part|pourcentage|proportion|budget|coût|valeur))",
     re.IGNORECASE,
 )
 MONTHS = (
@@ -38,8 +39,16 @@ MONTHS = (
 # number word, a multiple such as "doublé"; "un", "une", "one" only as "un seul", "only one": alone they are articles),
 # or that it depends ("varie selon votre année de naissance"), which answers either.
 DEPENDS = r"|dépend\w*|depend\w*|vari(?:e|ent|es|able|ables|ies|y)"
+# A date may also be given relative to an event, as procedures state them ("qu'après la
+# date de cessation du contrat", "jusqu'au surlendemain du jour de reprise", "dans un délai
+# de 2 mois", "no later than"): markers that place a moment, not words ("après") that any text holds.
+RELATIVE = (
+    r"|date|dates|délai|délais|lendemain|surlendemain|veille|à compter|à partir d\w*|au plus tard|jusqu'au|jusqu’au"
+    r"|\d+\s*(?:jours?|semaines?|mois|ans|années?|heures?|days?|weeks?|months?|years?|hours?)"
+    r"|deadline|no later than|as soon as|within \w+ (?:days?|weeks?|months?|years?)"
+)
 HOLDS = {
-    "date": re.compile(rf"\b({_YEAR}|" + "|".join(MONTHS) + DEPENDS + r")\b", re.IGNORECASE),
+    "date": re.compile(rf"\b({_YEAR}|" + "|".join(MONTHS) + DEPENDS + RELATIVE + r")\b", re.IGNORECASE),
     "quantity": re.compile(
         r"\d|\b(un seul|une seule|only one|a single|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
         r"|quarante|cinquante|soixante|cent|mille|millions?|milliards?|dizaines?|centaines?|moitié|tiers|quart|two|three|four|five"
@@ -61,7 +70,20 @@ def asks_when(question: str) -> bool:
     return WHEN.search(question) is not None
 
 
+# "Quand …, <question> ?": an opening "quand" / "when" clause that a comma closes before the
+# question proper is a condition ("Quand un stagiaire est embauché, jusqu'à quelle limite… ?").
+CONDITION = re.compile(
+    r"^[\W_]{0,4}(?:when|quand)\b[^,?]*,\s*(?=(?:quel|quelle|quels|quelles|combien|comment|pourquoi|où|qui|que|qu['’]|jusqu|"
+    r"est-ce|peut|peuvent|doit|doivent|faut|what|how|which|who|where|why|can|could|do|does|did|is|are|should|must|will)\b)",
+    re.IGNORECASE,
+)
+
+
 def answer_type(question: str) -> str | None:
     """What the question asks for: "date" (when, en quelle année), "quantity" (how many,
-    combien, quel montant), or None (anything else: nothing is checked)."""
+    combien, quel montant), or None (anything else: nothing is checked). An opening
+    "quand …," clause is a condition: the question after it decides."""
+    condition = CONDITION.match(question)
+    if condition:
+        question = question[condition.end() :]
     return "date" if asks_when(question) else "quantity" if COUNT.search(question) else None

@@ -22,6 +22,12 @@ from qa.questions import HOLDS, answer_type
         ("How many Rafale jets has Serbia acquired?", "quantity"),
         ("Quel est le montant du plan de croissance ?", "quantity"),
         ("Pourquoi la Serbie reste-t-elle neutre ?", None),
+        # An opening "quand …," clause is a condition: the question after the comma decides.
+        ("Quand un stagiaire est embauché, jusqu'à quelle limite la période d'essai est-elle réduite ?", None),
+        ("Quand l'acheteur renonce à la vente, quel est en général le montant de l'indemnité ?", "quantity"),
+        ("When a tenant leaves, how long does the landlord have to return the deposit?", None),
+        ("Quand une transaction peut-elle être signée ?", "date"),
+        ("When was it signed, and who signed it?", "date"),
     ],
 )
 def test_what_a_question_asks_for(question, kind):
@@ -35,3 +41,15 @@ def test_a_passage_holds_a_date_or_a_quantity():
     assert not HOLDS["quantity"].search("Un pays voisin l'a signé.")  # "un" alone is an article
     assert not HOLDS["quantity"].search("Des pays variés")
     assert HOLDS["quantity"].search("dont les exportations ont doublé") and HOLDS["quantity"].search("sales have tripled")
+
+
+def test_a_date_may_be_given_relative_to_an_event():
+    """Procedures answer "quand" with a moment placed by an event or a delay."""
+    for text in (
+        "La transaction ne peut être conclue qu'après la date de cessation du contrat.",
+        "Le CDD peut prendre fin jusqu'au surlendemain du jour de reprise du salarié remplacé.",
+        "Vous devez le déclarer dans les 15 jours.",
+        "It must be filed no later than the end of the stay.",
+    ):
+        assert HOLDS["date"].search(text), text
+    assert not HOLDS["date"].search("Elle est rédigée par écrit et signée après discussion.")  # "après" alone places nothing
