@@ -59,12 +59,14 @@ eval-spf: $(VENV)/.installed
 # Quality floors at the figures reached (see eval/README.md): CI fails if retrieval regresses.
 SEED_FLOORS := hit@1=0.81 hit@5=0.96 mrr@10=0.87 evidence@1=0.71 doc@5=0.99 false_abstention=0.03
 SPF_FLOORS  := hit@1=0.80 hit@5=0.94 mrr@10=0.86 doc@1=0.95 false_abstention=0.01
+PARA_FLOORS := hit@1=0.55 hit@5=0.88 mrr@10=0.69 doc@1=0.96 false_abstention=0.03
 
 eval-check: $(VENV)/.installed
 	$(EVAL_CACHE) $(BIN)/qa index --quiet
 	$(BIN)/qa eval eval/seed.jsonl --misses 0 --fail-under $(SEED_FLOORS)
 	$(SPF_INDEX)
 	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10 --misses 0 --fail-under $(SPF_FLOORS)
+	$(BIN)/qa eval eval/spf/paragraphs.jsonl --index eval/spf/index -k 10 --misses 0 --fail-under $(PARA_FLOORS)
 
 # The Qdrant Edge backend must stay within 0.02 of the default (FAISS) figures on hit@5 and
 # MRR@10, on both sets: floors at the default's figures minus 0.02 (eval/README.md).
