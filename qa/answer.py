@@ -101,6 +101,8 @@ def validate_k(k: int) -> int:
 WORD = re.compile(r"[^\W_]+")
 # A note number at the start of a footnote's first sentence ("10 La Serbie ...").
 NOTE_CALL = re.compile(r"\d{1,3}\s+(?=[^\W\d_])")
+# A reference's publication date: "(29 juillet 2025)", "(2024)", "(March 3, 2025)".
+PUBLISHED = re.compile(r"\((?:\d{1,2}(?:er)?\s+)?(?:[^\W\d_]+\.?\s+)?(?:\d{1,2},?\s+)?(?:1[89]|20)\d\d\)")
 
 
 # A sentence that opens by referring back ("Le pays a acheté..."): cited with the sentence
@@ -260,7 +262,8 @@ class Assistant:
         Also returns the best cosine of a candidate passage to the question (0.0 without
         candidates): what answerability starts from; and the first citation's passage (or
         its evidence sentence with ``type_window`` sentences on either side), web addresses
-        left out: where the answer to a date or quantity question must be."""
+        left out (and, unless a date is asked, a reference note's call number and publication
+        date): where the answer to a date or quantity question must be."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
@@ -340,6 +343,8 @@ class Assistant:
                 w = cfg.type_window if cfg.type_window >= 0 else len(chunk.sentences)  # < 0: the whole passage
                 lo, hi = max(0, j - w), min(len(chunk.sentences), j + w + 1)
                 around = strip_urls(chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end])  # a URL's digits are no answer
+                if chunk.is_reference and not wants_date:  # a note's call number and date say how many of nothing
+                    around = PUBLISHED.sub(" ", NOTE_CALL.sub("", around, count=1) if NOTE_CALL.match(around) else around)
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
             if call:  # a footnote's number glued to its first sentence: not part of the answer
                 start, raw_start = call.end(), raw_start + (call.end() - start)

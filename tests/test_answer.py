@@ -159,6 +159,22 @@ def test_the_asked_number_may_be_anywhere_in_the_first_passage(assistant):
     assert assistant.ask(question).abstained
 
 
+def test_a_reference_notes_call_number_and_date_are_no_amount(assistant):
+    """A note citing a work ("39 Conseil de l'Union européenne. (28 février 2025). …") holds
+    numbers, its call number and its publication date, that answer no "how much"; its date
+    still answers "when", and a number in the cited title still answers "how many"."""
+    amount = assistant.ask(
+        "Quel est le montant de la première mesure d'assistance de la Facilité européenne pour la paix "
+        "en faveur des forces armées du Monténégro ?"
+    )
+    assert amount.abstained and amount.reason == "the closest passage gives no number where it answers"
+    assert amount.related[0].kind == "note" and "(28 février 2025)" in amount.related[0].text
+    when = assistant.ask("Quand le Conseil a-t-il adopté la toute première mesure d'assistance de la FEP pour l'armée du Monténégro ?")
+    assert not when.abstained and "(28 février 2025)" in when.citations[0].text
+    rafale = assistant.ask("How many Rafale fighter jets has Serbia acquired?")
+    assert not rafale.abstained and "12 chasseurs Rafale" in rafale.citations[0].text
+
+
 def test_naming_the_source_steers_to_its_document(assistant):
     question = "Pour l'Institut Jacques Delors, faut-il choisir entre accueillir de nouveaux pays et approfondir l'intégration ?"
     answer = assistant.ask(question)
