@@ -344,7 +344,8 @@ class Assistant:
                 lo, hi = max(0, j - w), min(len(chunk.sentences), j + w + 1)
                 around = strip_urls(chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end])  # a URL's digits are no answer
                 if chunk.is_reference and not wants_date:  # a note's call number and date say how many of nothing
-                    around = PUBLISHED.sub(" ", NOTE_CALL.sub("", around, count=1) if NOTE_CALL.match(around) else around)
+                    number = NOTE_CALL.match(around) if lo == 0 else None  # the note's call number
+                    around = PUBLISHED.sub(" ", around[number.end() :] if number else around)
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
             if call:  # a footnote's number glued to its first sentence: not part of the answer
                 start, raw_start = call.end(), raw_start + (call.end() - start)
