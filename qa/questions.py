@@ -72,11 +72,12 @@ def asks_when(question: str) -> bool:
 
 # "Quand …, <question> ?": an opening "quand" / "when" clause that a comma closes before the
 # question proper is a condition ("Quand un stagiaire est embauché, jusqu'à quelle limite… ?").
-CONDITION = re.compile(
-    r"^[\W_]{0,4}(?:when|quand)\b[^,?]*,\s*(?=(?:quel|quelle|quels|quelles|combien|comment|pourquoi|où|qui|que|qu['’]|jusqu|"
-    r"est-ce|peut|peuvent|doit|doivent|faut|what|how|which|who|where|why|can|could|do|does|did|is|are|should|must|will)\b)",
-    re.IGNORECASE,
-)
+# What opens the question proper: a question word (not "ou", "or"), or an inverted verb.
+_OPENERS = sorted(QUESTION_WORDS - {"quand", "when", "ou"}) + [
+    "qu['’]", "jusqu", "est-ce", "peut", "peuvent", "doit", "doivent", "faut",
+    "can", "could", "do", "does", "did", "is", "are", "should", "must", "will",
+]  # fmt: skip
+CONDITION = re.compile(rf"^[\W_]{{0,4}}(?:when|quand)\b[^,?]*,\s*(?=(?:{'|'.join(_OPENERS)})\b)", re.IGNORECASE)
 
 
 def answer_type(question: str) -> str | None:
