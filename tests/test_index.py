@@ -52,6 +52,14 @@ def test_save_load_identity(built_index, encoder):
     assert [(c.doc_id, c.start, c.end) for c in ans_a.citations] == [(c.doc_id, c.start, c.end) for c in ans_b.citations]
 
 
+def test_chunks_read_twice_are_parsed_once(built_index):
+    chunks = Index.load(built_index).chunks
+    assert chunks[3] is chunks[3] and chunks[-1] is chunks[len(chunks) - 1]  # kept parsed
+    assert list(chunks) == [chunks[i] for i in range(len(chunks))]  # a full pass reads the same chunks
+    with pytest.raises(IndexError):
+        chunks[len(chunks)]
+
+
 def test_unchanged_corpus_is_up_to_date(corpus_copy, tmp_path, encoder, counting_encoder):
     first = _build(corpus_copy, tmp_path / "idx", encoder)
     counting = counting_encoder()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,20 @@ def rebuild_hint(path: Path) -> str:
 
 class ChunkStore(Sequence[Chunk]):
     """The chunks of an index, read on demand from ``chunks.jsonl`` (memory-mapped, one
-    byte offset per row), so that a large index holds no Python object per chunk."""
+    byte offset per row), so that a large index holds no Python object per chunk. The
+    ``cached`` most recently read are kept parsed: a question reads its few dozen
+    candidates several times, and parsing them each time was a tenth of a warm question."""
 
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray, cached: int = 2048) -> None:
         import mmap
 
         self._offsets = offsets
         self._file = open(path, "rb")
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if len(offsets) > 1 else b""
+        self._read = lru_cache(maxsize=cached)(self._parse)
+
+    def _parse(self, row: int) -> Chunk:
+        return Chunk.from_dict(json.loads(self._map[self._offsets[row] : self._offsets[row + 1]]))
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -74,11 +80,11 @@ class ChunkStore(Sequence[Chunk]):
             row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(row)
-        return Chunk.from_dict(json.loads(self._map[self._offsets[row] : self._offsets[row + 1]]))
+        return self._read(int(row))
 
     def __iter__(self):  # type: ignore[override]
         for row in range(len(self)):
-            yield self[row]
+            yield self._parse(row)  # a full pass: not through the cache, which it would only flush
 
 
 @dataclass
