@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse, analyse_source_names, cognates, detect_language, named_in
+from .analysis import LANGUAGES, analyse, analyse_source_names, cognates, named_in, question_language
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .corpus import LONE_SURROGATE
@@ -205,7 +205,7 @@ class Assistant:
         where = Where(lang, doc) if lang is not None or doc is not None else None
 
         timings: dict[str, float] = {}
-        q_lang = question_lang or detect_language(question)
+        q_lang = question_lang or question_language(question)
         tokens = {lang: set(analyse(question, lang)) for lang in LANGUAGES}  # once per question
         t = time.perf_counter()
         qvec = self.encoder.encode([question], query=True)[0]

@@ -74,6 +74,32 @@ def test_query_language():
     assert detect_language("What is the capital of Australia?") == "en"
 
 
+def test_a_question_s_language_is_chosen_between_french_and_english():
+    from qa.analysis import question_language
+
+    long_fr = "Dans quel délai le propriétaire doit-il restituer le dépôt de garantie lorsque l'état des lieux de sortie est conforme ?"
+    long_en = "According to the Delors paper, which country of the Western Balkans bought Bayraktar drones from Turkey in 2024?"
+    assert question_language(long_fr) == "fr" and question_language(long_en) == "en"
+    assert question_language("Which country bought Bayraktar drones?") == "en"
+    # A document's text is still weighed against every language langdetect knows: a
+    # German page is no French one, and its declared language stands.
+    german = "Die Europäische Union unterstützt die Länder des westlichen Balkans auf ihrem Weg in die Union seit vielen Jahren."
+    assert detect_language(german, prior="en") == "en"
+
+
+def test_the_two_language_detector_agrees_with_the_full_one_on_every_eval_question():
+    import json
+    from pathlib import Path
+
+    from qa.analysis import question_language
+
+    root = Path(__file__).resolve().parent.parent / "eval"
+    sets = ["seed.jsonl", "fresh.jsonl", "spf/questions.jsonl", "spf/paragraphs.jsonl"]
+    questions = [json.loads(line)["question"] for f in sets for line in (root / f).read_text().splitlines() if line.strip()]
+    assert len(questions) > 300
+    assert [q for q in questions if question_language(q) != detect_language(q)] == []
+
+
 def test_language_is_repeatable():
     text = "La Serbie maintient une politique de neutralité militaire et coopère avec l'OTAN depuis 2006."
     assert {detect_language(text) for _ in range(5)} == {"fr"}
