@@ -17,7 +17,7 @@ from .corpus import LONE_SURROGATE
 from .encoders import Encoder, load_encoder
 from .errors import IndexMismatchError, InputError
 from .index import Index
-from .questions import HOLDS, QUESTION_WORDS, YEAR, answer_type
+from .questions import HOLDS, QUESTION_WORDS, YEAR, answer_type, states_amount
 from .retrieval import Backend, Feedback, Fusion, Hit, RowCache, Where, minmax, open_backend, retrieve
 
 
@@ -230,7 +230,9 @@ class Assistant:
         )
         t = time.perf_counter()
         wanted = answer_type(question)  # a date, a quantity or None: read once per question
-        citations, cosine, around = self._cite(q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid", wants_date=wanted == "date")
+        citations, cosine, around = self._cite(
+            q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid", wants_date=wanted == "date", wants_amount=wanted == "quantity"
+        )
         sig, unknown, missing = self._signals(question, cosine, q_lang, around, wanted)
         support = self._answerability(sig)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
@@ -257,6 +259,7 @@ class Assistant:
         k: int,
         hybrid: bool = True,
         wants_date: bool = False,
+        wants_amount: bool = False,
     ) -> tuple[list[Citation], float, str]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
@@ -306,6 +309,8 @@ class Assistant:
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
                 if wants_date and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
                     support += cfg.date_bonus
+                elif wants_amount and states_amount(strip_urls(chunk.text[chunk.sentences[j].start : chunk.sentences[j].end])):
+                    support += cfg.quantity_bonus
                 if support > best_support:
                     best_j, best_support = j, support
             rank_score = float(rank_scores[position])

@@ -76,10 +76,12 @@ class RetrievalConfig:
     # Evidence: each candidate's best sentence maximises support = normalised cosine
     # (question, sentence) + coverage_weight * share of the question's terms in it, by
     # cognates in a passage of the other language (+ date_bonus when a "when" question
-    # meets a sentence with a year). With rerank, candidates are ordered by
+    # meets a sentence with a year, + quantity_bonus when a "how many" question meets one
+    # with a number that is no year). With rerank, candidates are ordered by
     # fusion_weight * normalised retrieval score + that support.
     coverage_weight: float = 0.2
     date_bonus: float = 0.2
+    quantity_bonus: float = 0.3
     rerank: bool = True
     fusion_weight: float = 2.0
     rerank_depth: int = 20

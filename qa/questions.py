@@ -59,6 +59,13 @@ HOLDS = {
 }
 
 
+def states_amount(text: str) -> bool:
+    """Whether ``text`` gives an amount: a number or a number word that is not a year
+    ("1,5 milliard d'euros", "trois mois"; not "since 2019"). What the evidence step
+    prefers for a "how many / combien" question."""
+    return HOLDS["quantity"].search(YEAR.sub(" ", text)) is not None
+
+
 # Interrogatives that documents seldom contain: not evidence that a question is off-topic.
 QUESTION_WORDS = frozenset(
     "combien quand comment pourquoi où ou quel quelle quels quelles lequel laquelle lesquels lesquelles qui que quoi "

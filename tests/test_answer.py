@@ -159,6 +159,16 @@ def test_the_asked_number_may_be_anywhere_in_the_first_passage(assistant):
     assert assistant.ask(question).abstained
 
 
+def test_a_how_many_question_prefers_the_sentence_that_gives_an_amount(assistant):
+    """For "combien / how many", a sentence with a number that is no year gets
+    ``quantity_bonus``: the projet's launch date ("septembre 2024") is no count of countries."""
+    question = "Dans combien de pays le projet français « Horizons Partagés » mène-t-il ses activités ?"
+    answer = assistant.ask(question)
+    assert not answer.abstained and "dans les six pays" in answer.citations[0].evidence.text
+    without = Assistant(assistant.index, config=replace(assistant.config, quantity_bonus=0.0), encoder=assistant.encoder)
+    assert "six pays" not in without.ask(question).citations[0].evidence.text
+
+
 def test_a_reference_notes_call_number_and_date_are_no_amount(assistant):
     """A note citing a work ("39 Conseil de l'Union européenne. (28 février 2025). …") holds
     numbers, its call number and its publication date, that answer no "how much"; its date

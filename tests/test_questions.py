@@ -53,3 +53,11 @@ def test_a_date_may_be_given_relative_to_an_event():
     ):
         assert HOLDS["date"].search(text), text
     assert not HOLDS["date"].search("Elle est rédigée par écrit et signée après discussion.")  # "après" alone places nothing
+
+
+def test_an_amount_is_a_number_that_is_no_year():
+    from qa.questions import states_amount
+
+    assert states_amount("1,5 milliard d'euros ont été engagés") and states_amount("dans les six pays")
+    assert not states_amount("Since 2019, AFD has become an important actor.")
+    assert states_amount("En 2024, 57% des importations")
