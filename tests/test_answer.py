@@ -161,7 +161,7 @@ def test_the_asked_number_may_be_anywhere_in_the_first_passage(assistant):
 
 def test_a_how_many_question_prefers_the_sentence_that_gives_an_amount(assistant):
     """For "combien / how many", a sentence with a number that is no year gets
-    ``quantity_bonus``: the projet's launch date ("septembre 2024") is no count of countries."""
+    ``quantity_bonus``: the project's launch date ("septembre 2024") is no count of countries."""
     question = "Dans combien de pays le projet français « Horizons Partagés » mène-t-il ses activités ?"
     answer = assistant.ask(question)
     assert not answer.abstained and "dans les six pays" in answer.citations[0].evidence.text
