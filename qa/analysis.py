@@ -350,33 +350,44 @@ def source_names(meta: Mapping[str, object]) -> list[str]:
     return names
 
 
-# A document's source names, each analysed in both languages: {doc_id: [{lang: terms}]}.
-AnalysedNames = Mapping[str, list[dict[str, frozenset[str]]]]
+class SourceNames:
+    """Every document's ``source_names``, analysed once in both languages and filed under
+    one word of each name, so that a question looks up only the names that share a word
+    with it (``named_in`` costs O(question words), not O(documents))."""
 
+    def __init__(self, documents: Mapping[str, Mapping[str, object]]) -> None:
+        # {lang: {key word: {name's words: doc ids}}}; the key is the name's first word in
+        # sorted order, which every question naming the source holds.
+        self._keyed: dict[str, dict[str, dict[frozenset[str], set[str]]]] = {lang: {} for lang in LANGUAGES}
+        for doc_id, meta in documents.items():
+            for name in source_names(meta):
+                for lang in LANGUAGES:
+                    words = frozenset(analyse(name, lang))
+                    if words:
+                        self._keyed[lang].setdefault(min(words), {}).setdefault(words, set()).add(doc_id)
 
-def analyse_source_names(documents: Mapping[str, Mapping[str, object]]) -> dict[str, list[dict[str, frozenset[str]]]]:
-    """Every document's ``source_names``, analysed once (for ``named_in``)."""
-    return {
-        doc_id: [{lang: frozenset(analyse(name, lang)) for lang in LANGUAGES} for name in source_names(meta)]
-        for doc_id, meta in documents.items()
-    }
+    @property
+    def terms(self) -> set[str]:
+        """Every word of every name, under either analysis."""
+        return {term for keyed in self._keyed.values() for names in keyed.values() for words in names for term in words}
 
-
-def named_in(tokens: Mapping[str, set[str]], names: AnalysedNames) -> frozenset[str]:
-    """Documents whose source a question names: every word of one of its names is among
-    the question's ``tokens`` ({lang: terms}), under the French or the English analysis
-    ("according to the Delors paper", "selon l'OTAN")."""
-    return frozenset(
-        doc_id
-        for doc_id, analysed in names.items()
-        if any(name[lang] and name[lang] <= tokens[lang] for name in analysed for lang in LANGUAGES)
-    )
+    def named_in(self, tokens: Mapping[str, set[str]]) -> frozenset[str]:
+        """Documents whose source a question names: every word of one of its names is among
+        the question's ``tokens`` ({lang: terms}), under the French or the English analysis
+        ("according to the Delors paper", "selon l'OTAN")."""
+        found: set[str] = set()
+        for lang, keyed in self._keyed.items():
+            for term in tokens[lang]:
+                for words, doc_ids in keyed.get(term, {}).items():
+                    if words <= tokens[lang]:
+                        found |= doc_ids
+        return frozenset(found)
 
 
 def named_documents(question: str, documents: Mapping[str, Mapping[str, object]]) -> frozenset[str]:
-    """``named_in`` for one question over documents' metadata.
+    """``SourceNames.named_in`` for one question over documents' metadata.
 
     >>> sorted(named_documents("Que dit l'IJD ?", {"a": {"publisher": "Institut Jacques Delors"}, "b": {}}))
     ['a']
     """
-    return named_in({lang: set(analyse(question, lang)) for lang in LANGUAGES}, analyse_source_names(documents))
+    return SourceNames(documents).named_in({lang: set(analyse(question, lang)) for lang in LANGUAGES})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import LANGUAGES, analyse, analyse_source_names, cognates, named_in, question_language
+from .analysis import LANGUAGES, SourceNames, analyse, cognates, question_language
 from .chunking import Chunk, strip_urls
 from .config import FUSIONS, MAX_K, MAX_QUESTION_CHARS, MODES, RetrievalConfig, abstain_threshold_for, load_config
 from .corpus import LONE_SURROGATE
@@ -144,12 +144,10 @@ class Assistant:
         self._publishers = {d: m.get("publisher", "") for d, m in index.manifest["documents"].items()}
         langs, counts = np.unique(index.langs, return_counts=True)
         self._language_share = {str(lang): n / counts.sum() for lang, n in zip(langs, counts)}
-        self._source_names = analyse_source_names(self.documents)
+        self._source_names = SourceNames(self.documents)
         # What a question's words are looked up in: the corpus's terms, and the words of
         # titles and source names ("Delors", "IJD").
-        self._known = index.vocabulary | {
-            term for names in self._source_names.values() for name in names for terms in name.values() for term in terms
-        }
+        self._known = index.vocabulary | self._source_names.terms
         self._known |= {term for meta in self.documents.values() for lang in LANGUAGES for term in analyse(meta.get("title", ""), lang)}
 
     @classmethod
@@ -223,7 +221,7 @@ class Assistant:
             timings=timings,
             feedback=Feedback(cfg.prf_docs, cfg.prf_terms) if cfg.prf_terms > 0 and mode == "hybrid" else None,
             fusion=Fusion(
-                cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset, cfg.source_offset, named_in(tokens, self._source_names)
+                cfg.bm25_share, cfg.bm25_share_cross, cfg.cross_lingual_offset, cfg.source_offset, self._source_names.named_in(tokens)
             )
             if cfg.fusion == "convex"
             else None,

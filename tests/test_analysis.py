@@ -120,3 +120,18 @@ def test_a_question_naming_a_source_names_its_document():
     assert named_documents("Que dit France Diplomatie ?", docs) == {"mfa"}
     # one word of a source's name is not its name: "France" alone names nothing
     assert named_documents("Quand la France a-t-elle lancé sa stratégie ?", docs) == frozenset()
+
+
+def test_source_names_are_found_among_many_documents_sharing_words():
+    from qa.analysis import SourceNames
+
+    # 2,000 sources whose names share words; a question names exactly the ones it spells out
+    docs = {f"d{i}": {"publisher": f"Observatoire régional {i}"} for i in range(2000)}
+    docs["twin"] = {"publisher": "Observatoire régional 7"}
+    docs["alias"] = {"publisher": "Centre", "aliases": ["Observatoire des Balkans"]}
+    names = SourceNames(docs)
+    tokens = {lang: set(analyse("Que dit l'Observatoire régional 7 de la Serbie ?", lang)) for lang in ("fr", "en")}
+    assert names.named_in(tokens) == {"d7", "twin"}
+    tokens = {lang: set(analyse("Selon l'observatoire des Balkans ?", lang)) for lang in ("fr", "en")}
+    assert names.named_in(tokens) == {"alias"}
+    assert {"balkan", "observatoir"} & names.terms
