@@ -228,9 +228,7 @@ class Assistant:
         )
         t = time.perf_counter()
         wanted = answer_type(question)  # a date, a quantity or None: read once per question
-        citations, cosine, around = self._cite(
-            q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid", wants_date=wanted == "date", wants_amount=wanted == "quantity"
-        )
+        citations, cosine, around = self._cite(q_lang, tokens, qvec, hits, k, hybrid=mode == "hybrid", wanted=wanted)
         sig, unknown, missing = self._signals(question, cosine, q_lang, around, wanted)
         support = self._answerability(sig)
         threshold = cfg.abstain_threshold if cfg.abstain_threshold is not None else abstain_threshold_for(self.index.encoder_id)
@@ -256,15 +254,16 @@ class Assistant:
         hits: list[Hit],
         k: int,
         hybrid: bool = True,
-        wants_date: bool = False,
-        wants_amount: bool = False,
+        wanted: str | None = None,
     ) -> tuple[list[Citation], float, str]:
         """Pick each candidate's best sentence, rerank by it, and keep k distinct passages.
         Also returns the best cosine of a candidate passage to the question (0.0 without
         candidates): what answerability starts from; and the first citation's passage (or
         its evidence sentence with ``type_window`` sentences on either side), web addresses
         left out (and, unless a date is asked, a reference note's call number and publication
-        date): where the answer to a date or quantity question must be."""
+        date): where the answer to a date or quantity question must be. ``wanted`` is the
+        question's ``answer_type``: a sentence that can answer it gets ``date_bonus`` or
+        ``quantity_bonus``."""
         cfg = self.config
         pool = hits[: max(3 * k, cfg.rerank_depth)]
         if not pool:
@@ -305,9 +304,9 @@ class Assistant:
             for j in candidates:
                 coverage = len(q_terms & terms[j]) / len(q_terms) if q_terms else 0.0
                 support = (float(cosines[position][j]) - low) / scale + cfg.coverage_weight * coverage
-                if wants_date and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
+                if wanted == "date" and YEAR.search(chunk.text, chunk.sentences[j].start, chunk.sentences[j].end):
                     support += cfg.date_bonus
-                elif wants_amount and states_amount(strip_urls(chunk.text[chunk.sentences[j].start : chunk.sentences[j].end])):
+                elif wanted == "quantity" and states_amount(strip_urls(chunk.text[chunk.sentences[j].start : chunk.sentences[j].end])):
                     support += cfg.quantity_bonus
                 if support > best_support:
                     best_j, best_support = j, support
@@ -346,7 +345,7 @@ class Assistant:
                 w = cfg.type_window if cfg.type_window >= 0 else len(chunk.sentences)  # < 0: the whole passage
                 lo, hi = max(0, j - w), min(len(chunk.sentences), j + w + 1)
                 around = strip_urls(chunk.text[chunk.sentences[lo].start : chunk.sentences[hi - 1].end])  # a URL's digits are no answer
-                if chunk.is_reference and not wants_date:  # a note's call number and date say how many of nothing
+                if chunk.is_reference and wanted != "date":  # a note's call number and date say how many of nothing
                     number = NOTE_CALL.match(around) if lo == 0 else None  # the note's call number
                     around = PUBLISHED.sub(" ", around[number.end() :] if number else around)
             call = NOTE_CALL.match(chunk.text, start, sentence.end)
