@@ -57,7 +57,9 @@ eval-spf: $(VENV)/.installed
 	$(BIN)/qa eval eval/spf/questions.jsonl --index eval/spf/index -k 10
 
 # Quality floors at the figures reached (see eval/README.md): CI fails if retrieval regresses.
-SEED_FLOORS := hit@1=0.81 hit@5=0.96 mrr@10=0.87 evidence@1=0.71 doc@5=0.99 false_abstention=0.03
+# Seed hit@5: 0.966 on the machine of 2026-12-07 morning, 0.957 (one question) on a fresh
+# build of the same commit that evening; the floor is the issue's target, 0.95.
+SEED_FLOORS := hit@1=0.81 hit@5=0.95 mrr@10=0.87 evidence@1=0.71 doc@5=0.99 false_abstention=0.03
 SPF_FLOORS  := hit@1=0.80 hit@5=0.94 mrr@10=0.86 doc@1=0.95 false_abstention=0.01
 PARA_FLOORS := hit@1=0.55 hit@5=0.88 mrr@10=0.69 doc@1=0.96 false_abstention=0.03
 
